@@ -3,6 +3,7 @@
 #pragma once
 
 #include <array>
+#include <initializer_list>
 #include <optional>
 #include <string_view>
 
@@ -66,6 +67,27 @@ inline constexpr std::array<NodeStateInfo, 15> kNodeStates{{
 constexpr const NodeStateInfo& info(NodeState s) { return kNodeStates[static_cast<size_t>(s)]; }
 constexpr std::string_view name(NodeState s) { return info(s).name; }
 std::optional<NodeState> parse_node_state(std::string_view name);
+
+// A set of states, usable in constexpr tables.
+class StateSet {
+ public:
+  constexpr StateSet() = default;
+  constexpr StateSet(std::initializer_list<NodeState> states) {
+    for (NodeState s : states) bits_ |= bit(s);
+  }
+  constexpr bool contains(NodeState s) const { return (bits_ & bit(s)) != 0; }
+  constexpr bool empty() const { return bits_ == 0; }
+  template <typename F>
+  constexpr void for_each(F&& f) const {
+    for (const auto& i : kNodeStates) {
+      if (contains(i.state)) f(i.state);
+    }
+  }
+
+ private:
+  static constexpr unsigned bit(NodeState s) { return 1u << static_cast<unsigned>(s); }
+  unsigned bits_ = 0;
+};
 
 // Roles, as predicates over states: every rule and check uses these, so a new
 // state is classified here once.

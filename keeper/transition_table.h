@@ -123,7 +123,10 @@ Progress run_transition(const Transition& t, NodeActions& actions, const Goal& g
 // exception is self-fencing: a primary that has reached neither the monitor nor
 // any standby for network_partition_timeout stops accepting writes.
 struct KeeperTurnFacts {
-  std::optional<NodeState> fresh_goal;  // goal received from the monitor in this process lifetime
+  // The goal the monitor returned on this turn's report; none when the monitor
+  // could not be reached. Transitions only ever follow a goal received just now:
+  // after fencing or a restart, an old goal may no longer be what the monitor wants.
+  std::optional<NodeState> fresh_goal;
   std::int64_t now_ms = 0;
   std::int64_t last_monitor_contact_ms = 0;
   std::int64_t last_standby_seen_ms = 0;  // a standby streaming in pg_stat_replication

@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -76,6 +77,10 @@ struct GroupSnapshot {
   int group = 0;
   std::vector<NodeSnapshot> nodes;          // ordered by id
   std::optional<SwitchoverRequest> switchover;
+  // The node most recently assigned a writable state. Its synchronous
+  // replication settings say which standbys hold every acknowledged write, so
+  // an election waits until enough of those have reported (invariant I2).
+  std::optional<NodeId> last_primary;
   TimeMs monitor_started_at = 0;            // health facts are trusted only after a grace period
 };
 
@@ -113,6 +118,7 @@ struct Decision {
   std::vector<NodeAssignment> nodes;  // one per snapshot node, same order
   std::vector<DecisionEvent> events;  // one per goal or synchronous-replication change
   bool switchover_settled = false;    // the pending switchover request is done or void
+  std::optional<NodeId> last_primary;
   bool changed(const GroupSnapshot& before) const;
 };
 
@@ -123,7 +129,7 @@ Decision decide(const GroupSnapshot& group, const DecisionSettings& settings, Ti
 // this order whose condition holds.
 struct RuleInfo {
   std::string_view name;
-  std::span<const NodeState> from;
+  StateSet from;
   NodeState to;
   std::string_view when;  // the condition, in words
 };
