@@ -1,4 +1,4 @@
-// Shared by the command files: each adds its command group to the root app.
+// Shared by the command files: each adds its commands to the app main() builds.
 #pragma once
 
 #include <string>
@@ -16,6 +16,10 @@ struct CliEnv {
   int exit_code = 0;  // commands set a non-zero code for "ran, but the answer is no"
 };
 
-void add_do_commands(CLI::App& app, CliEnv& env);
+// One function per command file.
+void add_create_monitor_command(CLI::App& create, CliEnv& env);   // cmd_create_monitor.cpp
+void add_create_postgres_command(CLI::App& create, CliEnv& env);  // cmd_create_postgres.cpp
+void add_run_commands(CLI::App& app, CliEnv& env);                // cmd_run.cpp: run, stop
+void add_do_commands(CLI::App& app, CliEnv& env);                 // cmd_do.cpp
 
 }  // namespace pgf

@@ -22,6 +22,11 @@ int main(int argc, char** argv) {
       "      --hostname idp001 --monitor postgresql://pgfailover_node@sec001:5431/pgfailover\n"
       "  pgfailover show state --monitor postgresql://pgfailover_node@sec001:5431/pgfailover");
 
+  auto* create = app.add_subcommand("create", "Create a monitor or a data node");
+  create->require_subcommand(1);
+  pgf::add_create_monitor_command(*create, env);
+  pgf::add_create_postgres_command(*create, env);
+  pgf::add_run_commands(app, env);
   pgf::add_do_commands(app, env);
 
   try {

@@ -149,7 +149,7 @@ std::optional<int> LocalPostgres::running_pid() const {
   int pid = 0;
   auto [end, ec] = std::from_chars(text->data(), text->data() + text->size(), pid);
   if (ec != std::errc() || pid <= 0) return std::nullopt;
-  if (!process_exists(pid)) return std::nullopt;
+  if (!process_alive(pid)) return std::nullopt;
   return pid;
 }
 
@@ -167,9 +167,10 @@ ChildProcess LocalPostgres::start(const fs::path& log_file, std::chrono::millise
                "unix_socket_directories=" + socket_dir_.string()},
       .stdout_path = log_file.string(),
       .stderr_path = log_file.string(),
-      // If the process supervising Postgres dies, Postgres shuts down (fast) instead
-      // of running on unsupervised: a primary nobody fences must not outlive its keeper.
-      .parent_death_signal = SIGINT,
+      // Its own process group: a Ctrl-C meant for the keeper must not reach Postgres.
+      // Postgres outlives a crashed keeper on purpose: safety never depends on the
+      // keeper being alive (see docs/state-machine.md, I3), availability does not suffer.
+      .new_process_group = true,
   });
   auto deadline = steady_ms() + timeout.count();
   while (steady_ms() < deadline) {
@@ -212,13 +213,7 @@ void LocalPostgres::stop(StopMode mode, std::chrono::milliseconds timeout) const
       }
       throw Error("Postgres on {} (pid {}) does not stop", pgdata_.string(), *pid);
     }
-    // Our own child stays a zombie until reaped by its ChildProcess; a zombie
-    // has exited, so check its state rather than only its existence.
-    auto stat = read_file_if_exists(fs::path("/proc") / std::to_string(*pid) / "stat");
-    if (stat) {
-      auto rp = stat->rfind(')');
-      if (rp != std::string::npos && rp + 2 < stat->size() && (*stat)[rp + 2] == 'Z') return;
-    }
+    if (!process_alive(*pid)) return;  // a zombie child of ours has exited too
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }

@@ -11,6 +11,8 @@
 
 #include <cerrno>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <fmt/format.h>
 #include <thread>
 
@@ -331,6 +333,14 @@ CommandResult run_checked(const ProcessSpec& spec, const std::string& what, std:
 }
 
 bool process_exists(int pid) { return pid > 0 && (::kill(pid, 0) == 0 || errno == EPERM); }
+
+bool process_alive(int pid) {
+  if (!process_exists(pid)) return false;
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  auto rp = text.rfind(')');
+  return !(rp != std::string::npos && rp + 2 < text.size() && text[rp + 2] == 'Z');
+}
 
 std::string current_user_name() {
   passwd pw{};

@@ -77,8 +77,10 @@ CommandResult run_command(const ProcessSpec& spec, std::chrono::milliseconds tim
 CommandResult run_checked(const ProcessSpec& spec, const std::string& what,
                           std::chrono::milliseconds timeout = std::chrono::minutes(10));
 
-// True if a process with this pid exists (kill(pid, 0)).
+// True if a process with this pid exists (kill(pid, 0)), zombies included.
 bool process_exists(int pid);
+// Exists and has not exited: a zombie (exited, not yet reaped) is not alive.
+bool process_alive(int pid);
 
 // The user this process runs as, and whether it is root.
 std::string current_user_name();

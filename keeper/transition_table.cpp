@@ -150,9 +150,11 @@ Progress run_transition(const Transition& t, NodeActions& actions, const Goal& g
 
 TurnPlan plan_turn(NodeState current, const KeeperTurnFacts& f) {
   TurnPlan plan;
-  // Self-fencing comes first: only a primary in synchronous mode can be failed
-  // over (the monitor never promotes a standby of a wait_primary or single), so
-  // only it has to assume a new primary may exist somewhere it cannot see.
+  // Self-fencing comes first. Only a node in `primary` can be failed over behind
+  // its back (the monitor never promotes a standby of a wait_primary or single),
+  // so only it has to assume a new primary may exist where it cannot see. Its
+  // commits already block (its synchronous standbys stopped following it); the
+  // fence makes clients that reconnect find the new primary instead of hanging here.
   if (current == NodeState::Primary) {
     std::int64_t last_contact = std::max(f.last_monitor_contact_ms, f.last_standby_seen_ms);
     std::int64_t alone_for = f.now_ms - last_contact;

@@ -196,18 +196,20 @@ class Group {
     return m.id != x.id && m.last_report_at && m.reported_upstream != x.id && m.assigned_upstream != x.id;
   }
 
-  // Invariant I3: may `x` still acknowledge a write? Proofs that it cannot:
-  // it confirmed a non-writable state; or every synchronous setting it may run
-  // with needs an acknowledgement from standbys that stopped following it; or
-  // it has been alone long enough to have fenced itself.
+  // Invariant I3: may `x` still acknowledge a write? Two proofs that it cannot:
+  // it confirmed a non-writable state (may_write is clear), or every synchronous
+  // setting it may run with needs an acknowledgement from enough standbys that
+  // have stopped following it. Self-fencing after network_partition_timeout is
+  // not a proof: it needs a live keeper, and a keeper can die while its Postgres
+  // runs on. So without synchronous replication, a primary that is unreachable
+  // (rather than confirmed down) is never failed over automatically.
   bool cannot_ack(const NodeSnapshot& x, std::string* why) const {
     if (!x.may_write) return true;
     if (!x.last_report_at) return true;  // goals travel in report replies: it never received one
-    bool sync_proof = true;
     for (const auto& cfg : possible_sync(x)) {
       if (!cfg.enabled()) {
-        sync_proof = false;
-        break;
+        if (why) *why = fmt::format("{} may run without synchronous replication and has not confirmed it stopped", who(x));
+        return false;
       }
       int stopped = 0;
       for (NodeId id : cfg.standbys) {
@@ -215,23 +217,8 @@ class Group {
         if (m && stopped_following(*m, x)) ++stopped;
       }
       if (stopped < blocking_count(cfg)) {
-        sync_proof = false;
-        break;
-      }
-    }
-    if (sync_proof) return true;
-    TimeMs fence_after = set.network_partition_timeout + set.fence_margin;
-    TimeMs alone = now - *x.last_report_at;
-    if (alone < fence_after) {
-      if (why) *why = fmt::format("{} may still accept writes: synchronous replication does not block it and it may "
-                                  "fence itself only in {}", who(x), secs(fence_after - alone));
-      return false;
-    }
-    for (const auto* m : others(x)) {
-      bool quiet = reported_recently(*m) && stopped_following(*m, x) &&
-                   (!m->last_streaming_at || now - *m->last_streaming_at >= fence_after);
-      if (!quiet) {
-        if (why) *why = fmt::format("{} may still accept writes: {} may still be replicating from it", who(x), who(*m));
+        if (why) *why = fmt::format("{} may still gather acknowledgements: only {} of the standbys in {} stopped following it",
+                                    who(x), stopped, cfg.describe());
         return false;
       }
     }

@@ -91,7 +91,6 @@ struct DecisionSettings {
   TimeMs postgres_restart_timeout = 6000;   // keeper alive but its Postgres down for this long
   TimeMs standby_stream_timeout = 4000;     // a secondary not streaming this long is dropped from sync
   TimeMs network_partition_timeout = 10000; // a primary alone this long fences itself (keeper)
-  TimeMs fence_margin = 3000;               // keeper poll period + time to stop Postgres, with room
   TimeMs startup_grace = 3000;              // after the monitor starts, before declaring anyone lost
   Lsn catchup_lag_bytes = 16 * 1024 * 1024; // a standby this close to the primary counts as in sync
 };
