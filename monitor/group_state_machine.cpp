@@ -55,6 +55,7 @@ struct Election {
   Lsn max_lsn = 0;
   bool hopeless = false;                     // nobody alive can win: the old primary may resume
   std::string waiting_for;                   // why there is no winner yet
+  size_t reporters = 0;
 };
 
 // Everything decide() derives from a snapshot, computed once per call. Rules
@@ -124,9 +125,23 @@ class Group {
     return n.goal == S::Secondary && n.reported == S::Secondary && n.replication_quorum && !leaving(n) &&
            !out_of_sync(n, p);
   }
-  bool is_candidate(const NodeSnapshot& n, const NodeSnapshot& p) const {
+  // May be elected if the primary fails: a secondary that is alive. Whether it
+  // streams right now does not matter (a dead primary streams to nobody); that
+  // it holds the acknowledged writes is what synchronous replication and the
+  // election's coverage rule guarantee.
+  bool is_candidate(const NodeSnapshot& n) const {
     return n.goal == S::Secondary && n.reported == S::Secondary && n.candidate_priority > 0 && !leaving(n) &&
-           !out_of_sync(n, p) && reported_recently(n);
+           reported_recently(n) && !failed(n);
+  }
+  // May take over in a planned handover: also streaming from the primary now.
+  bool is_handover_candidate(const NodeSnapshot& n, const NodeSnapshot& p) const {
+    return is_candidate(n) && !out_of_sync(n, p);
+  }
+  // The node may be accepting writes: it was assigned a writable state and has
+  // not yet confirmed a non-writable one (confirmation counts in this very decision).
+  bool may_write(const NodeSnapshot& n) const {
+    bool confirmed_not_writable = n.reported == n.goal && !accepts_writes(n.goal);
+    return n.may_write && !confirmed_not_writable;
   }
 
   // ---- the primary
@@ -138,6 +153,9 @@ class Group {
     return writable_ && writable_->reported && accepts_writes(*writable_->reported) ? writable_ : nullptr;
   }
   const NodeSnapshot* draining() const { return draining_; }
+  // A primary that is up and reporting: only then is a standby that does not
+  // stream from it to blame (and the primary may stop waiting for it).
+  bool serving_and_healthy(const NodeSnapshot& p) const { return reported_recently(p) && p.pg_running && !failed(p); }
   const NodeSnapshot* primary_role() const { return writable_ ? writable_ : draining_; }
 
   int required_sync() const { return std::max(set.number_sync_standbys, 1); }
@@ -164,7 +182,7 @@ class Group {
   std::vector<const NodeSnapshot*> candidates(const NodeSnapshot& p) const {
     std::vector<const NodeSnapshot*> out;
     for (const auto* n : others(p)) {
-      if (is_candidate(*n, p)) out.push_back(n);
+      if (is_candidate(*n)) out.push_back(n);
     }
     return out;
   }
@@ -204,7 +222,7 @@ class Group {
   // runs on. So without synchronous replication, a primary that is unreachable
   // (rather than confirmed down) is never failed over automatically.
   bool cannot_ack(const NodeSnapshot& x, std::string* why) const {
-    if (!x.may_write) return true;
+    if (!may_write(x)) return true;
     if (!x.last_report_at) return true;  // goals travel in report replies: it never received one
     for (const auto& cfg : possible_sync(x)) {
       if (!cfg.enabled()) {
@@ -268,11 +286,11 @@ class Group {
     return handover_candidate_exists(*p);
   }
   bool handover_candidate_exists(const NodeSnapshot& p) const {
-    auto c = candidates(p);
-    if (snap.switchover && snap.switchover->target) {
-      return std::any_of(c.begin(), c.end(), [&](const auto* n) { return n->id == *snap.switchover->target; });
+    auto target = snap.switchover ? snap.switchover->target : std::nullopt;
+    for (const auto* n : others(p)) {
+      if (is_handover_candidate(*n, p) && (!target || n->id == *target)) return true;
     }
-    return !c.empty();
+    return false;
   }
   std::string handover_reason(const NodeSnapshot& p) const {
     if (p.drop_requested) return fmt::format("{} is being dropped: handing over to a standby first", who(p));
@@ -298,6 +316,9 @@ class Group {
   }
 
   const Election& election() const { return election_; }
+  bool has_following_standby() const {
+    return std::any_of(snap.nodes.begin(), snap.nodes.end(), [](const auto& n) { return is_following_standby(n.goal); });
+  }
 
  private:
   Election compute_election() const {
@@ -317,6 +338,10 @@ class Group {
       if (n.goal == S::FastForward || n.goal == S::PreparePromotion) sticky = &n;
     }
     if (!e.active) return e;
+    if (writable_) {
+      e.waiting_for = fmt::format("{} was promoted", who(*writable_));
+      return e;  // decided: the others follow it
+    }
     if (alive.empty()) {
       e.hopeless = true;
       e.waiting_for = "every standby taking part in the election has failed";
@@ -329,6 +354,7 @@ class Group {
       if (!e.most_advanced || newer(e.most_advanced, r)) e.most_advanced = r;
     }
     if (e.most_advanced) e.max_lsn = e.most_advanced->lsn;
+    e.reporters = reporters.size();
     if (sticky) {
       e.winner = sticky;
       return e;
@@ -482,8 +508,8 @@ const Rule kRules[] = {
               (n.goal != S::FastForward || n.reported == S::FastForward);
      },
      [](const Group& g, const NodeSnapshot& n) {
-       return fmt::format("elected among {} with LSN {:X}/{:X} and candidate priority {}",
-                          g.snap.nodes.size() - 1, n.lsn >> 32, n.lsn & 0xffffffff, n.candidate_priority);
+       return fmt::format("elected among {} standbys that reported, with LSN {:X}/{:X} and candidate priority {}",
+                          g.election().reporters, n.lsn >> 32, n.lsn & 0xffffffff, n.candidate_priority);
      }},
     {{"elected-node-failed", {S::FastForward, S::PreparePromotion}, S::ReportLsn,
       "the elected standby failed before its promotion"},
@@ -534,7 +560,9 @@ const Rule kRules[] = {
       "it was the last primary and no standby can be elected: it carries on, with synchronous replication off"},
      [](const Group& g, const NodeSnapshot& n) {
        bool last = g.snap.last_primary == n.id;
-       bool no_election = !g.election().active || g.election().hopeless;
+       // Hopeless: an election runs and nobody alive can win it; or none runs and
+       // no standby is left that could take part in one.
+       bool no_election = g.election().active ? g.election().hopeless : !g.has_following_standby();
        return last && !g.writable() && no_election && n.reported == n.goal && g.reported_recently(n) &&
               !g.failed(n) && g.promotion_safe(n, nullptr);
      },
@@ -557,7 +585,9 @@ const Rule kRules[] = {
      }},
     {{"sync-standby-lost", {S::Primary}, S::WaitPrimary,
       "fewer than number_sync_standbys secondaries are in sync: relax synchronous replication so writes go on"},
-     [](const Group& g, const NodeSnapshot& n) { return g.grace_over && !g.enough_in_sync(n); },
+     [](const Group& g, const NodeSnapshot& n) {
+       return g.grace_over && g.serving_and_healthy(n) && !g.enough_in_sync(n);
+     },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("only {} of {} required secondaries in sync: synchronous replication off until they catch up",
                           g.quorum(n).size(), g.required_sync());
@@ -573,7 +603,7 @@ const Rule kRules[] = {
     {{"standby-failed", {S::Secondary}, S::CatchingUp, "the secondary stopped streaming or failed"},
      [](const Group& g, const NodeSnapshot& n) {
        const auto* p = g.serving_primary();
-       return p && !g.failed(*p) && g.out_of_sync(n, *p);
+       return p && g.serving_and_healthy(*p) && g.out_of_sync(n, *p);
      },
      [](const Group& g, const NodeSnapshot& n) {
        if (g.failed(n)) return g.failure(n);
@@ -612,12 +642,20 @@ const Rule kRules[] = {
      }},
 };
 
-// The synchronous replication a node should run with under its new goal.
-SyncConfig desired_sync(const Group& g, const NodeSnapshot& n, NodeState goal) {
+// The synchronous replication a node should run with under its new goal. The
+// standbys listed are those assigned `secondary` in this very decision, so a
+// standby leaves the list in the same step in which it is moved out of sync.
+SyncConfig desired_sync(const Group& g, const NodeSnapshot& n, NodeState goal, const std::vector<NodeState>& goals) {
   switch (goal) {
-    case S::Primary:
+    case S::Primary: {
       if (g.set.number_sync_standbys == 0) return SyncConfig::off();
-      return SyncConfig::any(g.set.number_sync_standbys, g.quorum(n));
+      std::vector<NodeId> quorum;
+      for (size_t i = 0; i < goals.size(); ++i) {
+        const auto& m = g.snap.nodes[i];
+        if (m.id != n.id && goals[i] == S::Secondary && m.replication_quorum && !g.leaving(m)) quorum.push_back(m.id);
+      }
+      return SyncConfig::any(g.set.number_sync_standbys, quorum);
+    }
     case S::Draining:
     case S::Demoted:
       // Frozen: it says which standbys hold the acknowledged writes (election coverage).
@@ -675,7 +713,7 @@ Decision decide(const GroupSnapshot& snap, const DecisionSettings& settings, Tim
 
     // At most one synchronous-replication change in flight: the keeper may run
     // either what it reported or what was last assigned, never a third thing.
-    SyncConfig want = desired_sync(g, n, a.goal);
+    SyncConfig want = desired_sync(g, n, a.goal, goals);
     bool in_flight = n.reported_sync != n.assigned_sync && is_primary_role(n.goal) && is_primary_role(a.goal);
     a.sync = in_flight ? n.assigned_sync : want;
     if (a.sync != n.assigned_sync) {
@@ -699,19 +737,23 @@ Decision decide(const GroupSnapshot& snap, const DecisionSettings& settings, Tim
         break;
     }
 
-    bool confirmed_not_writable = n.reported == n.goal && !accepts_writes(n.goal) && a.goal == n.goal;
-    a.may_write = accepts_writes(a.goal) || (n.may_write && !confirmed_not_writable);
+    a.may_write = accepts_writes(a.goal) || g.may_write(n);
     if (accepts_writes(a.goal)) d.last_primary = n.id;
     d.nodes.push_back(std::move(a));
   }
 
   if (snap.switchover) {
-    bool taken = std::any_of(d.events.begin(), d.events.end(), [](const auto& e) { return e.rule == "hand-over"; });
+    // Pending until a new primary is promoted (or the old one resumes); void
+    // when no handover is under way and none can start.
+    auto fired = [&](std::string_view rule) {
+      return std::any_of(d.events.begin(), d.events.end(), [&](const auto& e) { return e.rule == rule; });
+    };
     const auto* p = g.writable();
-    bool possible = p && p->goal == S::Primary && g.handover_candidate_exists(*p);
-    if (taken) {
+    bool under_way = g.draining() || g.election().active || fired("hand-over");
+    bool can_start = p && p->goal == S::Primary && g.handover_candidate_exists(*p);
+    if (fired("promote") || fired("resume-as-primary")) {
       d.switchover_settled = true;
-    } else if (!possible) {
+    } else if (!under_way && !can_start) {
       d.switchover_settled = true;
       NodeId at = p ? p->id : snap.nodes.empty() ? 0 : snap.nodes.front().id;
       NodeState st = p ? p->goal : S::Init;
