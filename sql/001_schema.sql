@@ -181,8 +181,6 @@ INSERT INTO pgfailover.monitor_setting (name, value, min_value, max_value, descr
    'a secondary not streaming for this long is dropped from synchronous replication'),
   ('network_partition_timeout_ms', '10000',   1000, 3600000,
    'a primary that reaches neither the monitor nor a standby for this long fences itself'),
-  ('fence_margin_ms',              '3000',     100, 600000,
-   'keeper poll period plus time to stop Postgres, with room, added to fencing waits'),
   ('startup_grace_ms',             '3000',       0, 600000,
    'after the monitor starts, nobody is declared lost before this'),
   ('catchup_lag_bytes',            '16777216',   0, 1099511627776,
