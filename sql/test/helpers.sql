@@ -37,6 +37,13 @@ BEGIN
 END
 $$;
 
+CREATE FUNCTION pgfailover_test.missing_columns(tab text, wanted text[])
+RETURNS text[] LANGUAGE sql STABLE AS $$
+  SELECT ARRAY(SELECT unnest($2)
+               EXCEPT SELECT a.attname::text FROM pg_attribute a
+                      WHERE a.attrelid = ('pgfailover.' || $1)::regclass AND a.attnum > 0 AND NOT a.attisdropped)
+$$;
+
 -- Everything the API may change, as one digest.
 CREATE FUNCTION pgfailover_test.snapshot()
 RETURNS text LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
