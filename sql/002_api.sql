@@ -167,7 +167,7 @@ DECLARE
   f pgfailover.formation;
 BEGIN
   IF for_update THEN
-    SELECT * INTO f FROM pgfailover.formation x WHERE x.name = formation_row.formation FOR UPDATE;
+    SELECT * INTO f FROM pgfailover.formation x WHERE x.name = formation_row.formation FOR NO KEY UPDATE;
   ELSE
     SELECT * INTO f FROM pgfailover.formation x WHERE x.name = formation_row.formation;
   END IF;
@@ -180,6 +180,12 @@ $$;
 
 -- Takes the group's row lock, the same lock the decider holds while deciding,
 -- so a request is never checked against a group that is changing under it.
+-- All row locks here are NO KEY UPDATE: they conflict with each other and with
+-- the decider's FOR UPDATE, but not with the KEY SHARE locks that foreign key
+-- checks take. A FOR UPDATE on the formation row deadlocked with a decider
+-- that held the group and inserted an event (its FK check waits for the
+-- formation row) while the operator held the formation and waited for the
+-- group; concurrency_test.sql replays that.
 CREATE OR REPLACE FUNCTION pgfailover.lock_group(formation text, group_id integer)
 RETURNS pgfailover.node_group
 LANGUAGE plpgsql SET search_path = pgfailover, pg_catalog, pg_temp
@@ -190,7 +196,7 @@ BEGIN
   PERFORM pgfailover.formation_row(formation);
   SELECT * INTO g FROM pgfailover.node_group x
   WHERE x.formation = lock_group.formation AND x.group_id = lock_group.group_id
-  FOR UPDATE;
+  FOR NO KEY UPDATE;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'group % does not exist in formation "%"', group_id, formation
       USING ERRCODE = 'P0002';
@@ -216,7 +222,7 @@ BEGIN
     PERFORM pgfailover.lock_group(formation, grp);
     SELECT * INTO n FROM pgfailover.node x
     WHERE x.formation = lock_node.formation AND x.name = lock_node.name
-    FOR UPDATE;
+    FOR NO KEY UPDATE;
   END IF;
   IF n.id IS NULL THEN
     RAISE EXCEPTION 'node "%" is not registered in formation "%"', name, formation

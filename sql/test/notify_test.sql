@@ -22,14 +22,17 @@ DELETE FROM pgfailover.event WHERE formation = 'notifytest';
 DELETE FROM pgfailover.formation WHERE name = 'notifytest';
 
 CREATE EXTENSION IF NOT EXISTS dblink SCHEMA pgfailover_test;
+-- Wherever dblink is installed, call it unqualified.
+SELECT set_config('search_path', (SELECT extnamespace::regnamespace::text FROM pg_extension WHERE extname = 'dblink')
+                                 || ', ' || current_setting('search_path'), false) \g /dev/null
 
 -- The listener connects the way this session did: through the first socket
 -- directory when there is one, else over TCP to localhost.
-SELECT pgfailover_test.dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
+SELECT dblink_connect('listener', format('host=%s port=%s dbname=%s user=%s',
   coalesce(nullif(split_part(current_setting('unix_socket_directories'), ',', 1), ''), 'localhost'),
   current_setting('port'), current_database(), current_user)) \g /dev/null
-SELECT pgfailover_test.dblink_exec('listener', 'LISTEN pgfailover_decide') \g /dev/null
-SELECT pgfailover_test.dblink_exec('listener', 'LISTEN pgfailover_events') \g /dev/null
+SELECT dblink_exec('listener', 'LISTEN pgfailover_decide') \g /dev/null
+SELECT dblink_exec('listener', 'LISTEN pgfailover_events') \g /dev/null
 
 -- Waits for the sentinel this session sent last and checks what the listener
 -- received before it. Notifications reach a listener in commit order, so no
@@ -42,7 +45,7 @@ DECLARE
   deadline timestamptz := clock_timestamp() + interval '5 seconds';
 BEGIN
   LOOP
-    FOR note IN SELECT * FROM pgfailover_test.dblink_get_notify('listener') LOOP
+    FOR note IN SELECT * FROM dblink_get_notify('listener') LOOP
       IF note.extra = 'sentinel' THEN
         PERFORM pgfailover_test.eq(got, want, what);
         RETURN;
@@ -205,7 +208,7 @@ SELECT pgfailover_test.expect_notes(
   'set_monitor_setting') \g /dev/null
 
 RESET ROLE;
-SELECT pgfailover_test.dblink_disconnect('listener') \g /dev/null
+SELECT dblink_disconnect('listener') \g /dev/null
 DELETE FROM pgfailover.node WHERE formation = 'notifytest';
 DELETE FROM pgfailover.node_group WHERE formation = 'notifytest';
 DELETE FROM pgfailover.event WHERE formation = 'notifytest';

@@ -3,7 +3,7 @@
 #   1. applies sql/NNN_*.sql in order the way the monitor's runner does (each
 #      file in one transaction together with its schema_migration row);
 #   2. applies every file a second time, raw, as an interrupted runner might;
-#   3. runs api_test.sql and notify_test.sql;
+#   3. runs api_test.sql, notify_test.sql and concurrency_test.sql;
 #   4. with --bench, measures node_active with pgbench for 300 nodes.
 # The cluster lives in a temporary directory, listens on a Unix socket only,
 # and is stopped and removed on exit. Run as root (Postgres then runs as the
@@ -75,6 +75,7 @@ psql -d pgfailover -At -c "SELECT 'schema_migration: ' || string_agg(version || 
 echo "== tests"
 psql -d pgfailover -f "$here/api_test.sql"
 psql -d pgfailover -f "$here/notify_test.sql"
+psql -d pgfailover -f "$here/concurrency_test.sql"
 
 if [ "$bench" = 1 ]; then
   echo "== node_active benchmark (300 nodes in groups of 3)"
