@@ -66,6 +66,10 @@ void add_create_monitor_command(CLI::App& create, CliEnv& env) {
                 << created.migrations_applied << " migrations\n";
     }
     std::cout << "keepers use the monitor URI: " << created.config.keeper_uri() << "\n";
+    if (created.config.database_uri) {
+      std::cout << "pg_hba.conf of that server must let pgfailover_node reach the database (pgfailover does not edit "
+                   "it there)\n";
+    }
     if (created.password_file) {
       std::cout << "keepers authenticate with the password in " << created.password_file->string()
                 << " (put it in ~/.pgpass of the user that runs each keeper)\n";

@@ -160,7 +160,8 @@ bool Decider::decide_group(const GroupKey& key) {
     Decision d;
     try {
       d = decide(loaded->snapshot, loaded->settings, loaded->now);
-    } catch (const std::logic_error& e) {
+    } catch (const std::exception& e) {
+      // decide() refuses a decision that would break I1; nothing is written.
       log_.error("group {}: refusing to decide: {}", to_string(key), e.what());
       return false;  // rolls back
     }

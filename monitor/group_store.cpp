@@ -204,6 +204,13 @@ std::optional<LoadedGroup> GroupStore::lock_and_load(const GroupKey& key, TimeMs
       snap.switchover.reset();
     }
     db_.exec("DELETE FROM pgfailover.node WHERE id = ANY ($1::bigint[])", {param(finished)});
+    // What ON DELETE SET NULL just did to the rows, so that the snapshot
+    // matches them and the writer sees every change decide() makes.
+    for (auto& s : snap.nodes) {
+      if (s.assigned_upstream && std::find(finished.begin(), finished.end(), *s.assigned_upstream) != finished.end()) {
+        s.assigned_upstream.reset();
+      }
+    }
   }
   return out;
 }

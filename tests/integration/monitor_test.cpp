@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "common/pg_connection.h"
 #include "monitor/migrations.h"
+#include "monitor/monitor_setup.h"
 #include "tests/support/harness.h"
 
 namespace pgf::test {
@@ -322,6 +323,39 @@ TEST_CASE("pgfailover_node may call the API and nothing else", "[monitor]") {
       CHECK(contains(e.what(), "permission denied"));
     }
   }
+}
+
+TEST_CASE("scram-sha-256: keepers need the password kept in the state directory", "[monitor]") {
+  TestDir dir("monitor-scram");
+  MonitorDir m(dir);
+  LogSink sink(stderr, LogLevel::Warning);
+  auto r = m.create({"--auth", "scram-sha-256"});
+  CHECK(contains(r.out, "password in " + m.paths.secrets_file().string()));
+  struct stat st {};
+  REQUIRE(::stat(m.paths.secrets_file().c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  auto secrets = read_file(m.paths.secrets_file());
+  auto eq = secrets.find("pgfailover_node_password = ");
+  REQUIRE(eq != std::string::npos);
+  auto password = secrets.substr(eq + 27, secrets.find('\n', eq) - eq - 27);
+  CHECK(password.size() == 32);
+  CHECK_FALSE(contains(r.out + r.err, password));  // never printed or logged
+  CHECK(contains(read_file(m.pgdata / "pg_hba.conf"), "host pgfailover pgfailover_node 127.0.0.1/32 scram-sha-256"));
+
+  // Running create again keeps the password.
+  m.create();
+  CHECK(read_file(m.paths.secrets_file()) == secrets);
+
+  RunningPostgres pg(m.pgdata, m.port, m.paths.socket_dir(), sink);
+  CHECK_THROWS_AS(PgConnection::connect(m.node_conninfo() + " password=wrong", "monitor"), PgConnectError);
+  auto keeper = PgConnection::connect(m.node_conninfo() + " password=" + password, "monitor");
+  CHECK(keeper.exec("SELECT * FROM pgfailover.get_monitor_settings()").rows() > 0);
+
+  // A monitor reachable from other hosts lets in the subnets of its own
+  // interfaces (and loopback for the local CLI).
+  auto block = keeper_hba_block("10.20.30.40", KeeperAuth::ScramSha256);
+  CHECK(contains(block, "host pgfailover pgfailover_node samenet scram-sha-256"));
+  CHECK_FALSE(contains(keeper_hba_block("localhost", KeeperAuth::Trust), "samenet"));
 }
 
 TEST_CASE("create monitor into an existing Postgres", "[monitor]") {
