@@ -162,15 +162,11 @@ bool Decider::decide_group(const GroupKey& key) {
       d = decide(loaded->snapshot, loaded->settings, loaded->now);
     } catch (const std::exception& e) {
       // decide() refuses a decision that would break I1; nothing is written.
-      log_.error("group {}: refusing to decide: {}", to_string(key), e.what());
+      report_group_error(key, fmt::format("group {}: refusing to decide: {}", to_string(key), e.what()));
       return false;  // rolls back
     }
     changed = !removed.empty() || d.changed(loaded->snapshot);
-    if (!changed) {
-      tx.commit();
-      return false;
-    }
-    store.write(*loaded, d, removed);
+    if (changed) store.write(*loaded, d, removed);
     std::map<NodeId, const NodeSnapshot*> by_id;
     for (const auto& n : loaded->snapshot.nodes) by_id[n.id] = &n;
     for (const auto& r : removed) {
@@ -188,12 +184,24 @@ bool Decider::decide_group(const GroupKey& key) {
   } catch (const PgError& e) {
     if (!session_->is_healthy()) throw;
     // A lock timeout or a conflict: the next tick tries again.
-    log_.error("group {}: decision not written: {}; retrying on the next tick", to_string(key), e.what());
+    report_group_error(key, fmt::format("group {}: decision not written: {}; retrying on the next tick",
+                                        to_string(key), e.what()));
     return false;
   }
+  if (group_errors_.erase(key) > 0) log_.info("group {}: deciding again", to_string(key));
   // Only what was committed is logged.
   for (const auto& l : lines) log_.info("{}", l);
   return changed;
+}
+
+void Decider::report_group_error(const GroupKey& key, const std::string& message) {
+  // The tick retries every half second: say it once, then once a minute while
+  // it lasts, so the log stays readable.
+  auto now = steady_ms();
+  auto it = group_errors_.find(key);
+  if (it != group_errors_.end() && it->second.first == message && now - it->second.second < 60000) return;
+  group_errors_[key] = {message, now};
+  log_.error("{}", message);
 }
 
 std::optional<MonitorSettings> Decider::settings() {

@@ -5,6 +5,7 @@
 // another process may take over without two of them ever writing at once.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -54,6 +55,7 @@ class Decider {
   bool on_session(const char* what, F&& f);
   // Returns true if the decision changed something (worth deciding again).
   bool decide_group(const GroupKey& key);
+  void report_group_error(const GroupKey& key, const std::string& message);
 
   std::string conninfo_;
   std::string where_;
@@ -65,6 +67,7 @@ class Decider {
   bool all_requested_ = false;
   std::int64_t last_query_at_ = 0;  // steady clock
   std::string last_connect_error_;
+  std::map<GroupKey, std::pair<std::string, std::int64_t>> group_errors_;  // last message, when logged
 };
 
 }  // namespace pgf

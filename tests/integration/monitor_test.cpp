@@ -554,6 +554,37 @@ TEST_CASE("reports, decisions and their events: two nodes become primary and sec
   }
 }
 
+TEST_CASE("a group decide() refuses (two writable nodes) is logged and left unchanged", "[monitor]") {
+  TestDir dir("monitor-refuse");
+  MonitorDir m(dir);
+  m.create();
+  Service service(m.pgdata);
+  wait_until_logged(service, "this process now decides", 20s);
+  auto owner = m.owner();
+  auto keeper = m.keeper();
+  auto n1 = register_node(keeper, "w1", free_port());
+  wait_until([&] { return goal_of(owner, n1) == "single"; }, 10s, "the first node to be single");
+  auto n2 = register_node(keeper, "w2", free_port());
+  wait_until([&] { return goal_of(owner, n2) == "wait_standby"; }, 10s, "the second node to join");
+
+  // Corrupt the group behind the decider's back, as only a bug or a hand edit could.
+  owner.exec("UPDATE pgfailover.node SET goal_state = 'primary', may_write = true");
+  auto events_before = owner.query_value("SELECT count(*) FROM pgfailover.event");
+  auto assignments = [&] {
+    return owner.query_value(
+        "SELECT string_agg(concat_ws(',', id, goal_state, assigned_sync_num, assigned_sync_standbys, assigned_upstream,"
+        " may_write, goal_changed_at), ';' ORDER BY id) FROM pgfailover.node");
+  };
+  auto before = assignments();
+  owner.exec("SELECT pg_notify('pgfailover_decide', 'default/0')");
+  wait_until_logged(service, "group default/0: refusing to decide", 10s);
+  std::this_thread::sleep_for(1s);  // two more ticks
+  CHECK(owner.query_value("SELECT count(*) FROM pgfailover.event") == events_before);
+  CHECK(assignments() == before);
+  CHECK(contains(service.log(), "ERROR monitor/decider: group default/0: refusing to decide"));
+  CHECK(contains(service.log(), "two writable nodes"));
+}
+
 TEST_CASE("health checks: a live Postgres is good, a dead one bad within 3 s", "[monitor]") {
   TestDir dir("monitor-health");
   MonitorDir m(dir);
