@@ -54,9 +54,11 @@ class PostgresSupervisor {
     try {
       child_ = pg_.start(log_file_);
       log_.info("the monitor's Postgres runs on port {} (pid {})", pg_.port(), child_.pid());
+      last_error_.clear();
       return true;
     } catch (const Error& e) {
-      log_.error("cannot start the monitor's Postgres: {}; retrying in 1 s", e.what());
+      if (e.what() != last_error_) log_.error("cannot start the monitor's Postgres: {}; retrying in 1 s", e.what());
+      last_error_ = e.what();
       return false;
     }
   }
@@ -76,6 +78,7 @@ class PostgresSupervisor {
   fs::path log_file_;
   Logger log_;
   ChildProcess child_;
+  std::string last_error_;  // said once, not on every retry
 };
 
 class MonitorService {
@@ -137,11 +140,13 @@ class MonitorService {
       if (applied > 0) log_.info("applied {} migration(s)", applied);
       migrated_ = true;
     } catch (const PgConnectError& e) {
-      log_.warn("{}; retrying in 1 s", e.what());
+      if (e.what() != last_migrate_error_) log_.warn("{}; retrying in 1 s", e.what());
+      last_migrate_error_ = e.what();
     } catch (const Error& e) {
       // A broken migration is not fixed by waiting, but the operator may be
-      // fixing the database: keep trying, loudly.
-      log_.error("{}; retrying in 1 s", e.what());
+      // fixing the database: keep trying, and say so once per new error.
+      if (e.what() != last_migrate_error_) log_.error("{}; retrying in 1 s", e.what());
+      last_migrate_error_ = e.what();
     }
   }
 
@@ -219,6 +224,7 @@ class MonitorService {
   HealthChecker health_;
   MonitorSettings settings_;
   bool migrated_ = false;
+  std::string last_migrate_error_;
   TimeMs next_postgres_check_ = 0;
   TimeMs next_connect_ = 0;
   TimeMs next_acquire_ = 0;
