@@ -8,6 +8,7 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <optional>
 
 #include "common/clock.h"
@@ -48,6 +49,36 @@ class RepeatFilter {
   std::int64_t logged_at_ = 0;
 };
 
+// Fault injection for tests: PGFAILOVER_FAULT_KILL_AFTER_ACTION=<action name>
+// makes the keeper SIGKILL itself right after that action returned Done, i.e.
+// in the middle of its transition, before the new state is recorded. The
+// same as a kill -9 at the worst moment, but deterministic.
+class FaultInjection : public NodeActions {
+ public:
+  FaultInjection(NodeActions& inner, const Logger& log) : inner_(inner), log_(log) {
+    const char* env = std::getenv("PGFAILOVER_FAULT_KILL_AFTER_ACTION");
+    if (!env || !*env) return;
+    for (const auto& a : kActions) {
+      if (a.name == env) kill_after_ = a.action;
+    }
+    if (!kill_after_) throw Error("PGFAILOVER_FAULT_KILL_AFTER_ACTION={} is not an action name", env);
+    log_.warn("fault injection: the keeper kills itself after the action {}", env);
+  }
+  Progress run(Action a, const Goal& g) override {
+    auto p = inner_.run(a, g);
+    if (p == Progress::Done && kill_after_ == a) {
+      log_.warn("fault injection: killing the keeper after {}", name(a));
+      ::raise(SIGKILL);
+    }
+    return p;
+  }
+
+ private:
+  NodeActions& inner_;
+  const Logger& log_;
+  std::optional<Action> kill_after_;
+};
+
 class KeeperLoop {
  public:
   KeeperLoop(const InstancePaths& paths, const KeeperConfig& cfg, KeeperState& state, LogSink& sink,
@@ -57,7 +88,8 @@ class KeeperLoop {
         log_(sink, "keeper"),
         signals_(signals),
         monitor_(cfg.monitor_uri, log_.child("monitor")),
-        node_(postgres_node_options(cfg, paths), state, log_.child("node")) {
+        node_(postgres_node_options(cfg, paths), state, log_.child("node")),
+        actions_(node_, log_) {
     const auto& r = state_.record();
     last_contact_ms_ = r.last_monitor_contact_ms;
     last_standby_seen_ms_ = r.last_standby_seen_ms;
@@ -157,7 +189,7 @@ class KeeperLoop {
         return period_ms();
       case TurnPlan::Kind::Steady:
         try {
-          run_transition(*plan.transition, node_, goal);
+          run_transition(*plan.transition, actions_, goal);
           action_errors_.reset();
         } catch (const std::exception& e) {
           if (action_errors_.should_log(e.what(), steady_ms())) {
@@ -194,7 +226,7 @@ class KeeperLoop {
     }
     Progress p;
     try {
-      p = run_transition(*plan.transition, node_, goal);
+      p = run_transition(*plan.transition, actions_, goal);
       action_errors_.reset();
     } catch (const std::exception& e) {
       if (action_errors_.should_log(e.what(), steady_ms())) {
@@ -295,6 +327,7 @@ class KeeperLoop {
   SignalWatch& signals_;
   MonitorClient monitor_;
   PostgresNode node_;
+  FaultInjection actions_;
   std::optional<Assignment> assignment_;
   std::int64_t last_contact_ms_ = 0;
   std::int64_t persisted_contact_ms_ = 0;

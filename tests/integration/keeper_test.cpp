@@ -5,6 +5,7 @@
 
 #include <signal.h>
 
+#include <map>
 #include <memory>
 #include <thread>
 
@@ -279,4 +280,333 @@ TEST_CASE("actions: a standby refuses a non-empty data directory unless told to 
     }
   }
   REQUIRE(moved == 1);
+}
+
+// ---------------------------------------------------------------- whole nodes
+
+namespace {
+
+// `pgfailover create monitor` and its service.
+struct MonitorNode {
+  fs::path pgdata;
+  int port;
+  std::unique_ptr<Service> service;
+
+  explicit MonitorNode(const TestDir& dir) : pgdata(dir / "monitor"), port(free_port()) {
+    pgfailover_ok({"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port)});
+    service = std::make_unique<Service>(pgdata);
+    wait_until([&] { return states().empty(); }, 30s, "the monitor accepting keepers");
+  }
+  ~MonitorNode() {
+    service.reset();
+    kill_postmaster(pgdata);
+  }
+  std::string uri() const { return "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(port) + "/pgfailover"; }
+  // name -> (reported state, goal state)
+  std::map<std::string, std::pair<std::string, std::string>> states() const {
+    auto c = PgConnection::connect("host=127.0.0.1 port=" + std::to_string(port) +
+                                   " dbname=pgfailover user=pgfailover_node connect_timeout=2", "test monitor");
+    auto r = c.exec("SELECT name, coalesce(reported_state, '-') AS reported, goal_state FROM pgfailover.current_state('default')");
+    std::map<std::string, std::pair<std::string, std::string>> out;
+    for (int i = 0; i < r.rows(); ++i) out[r.str(i, "name")] = {r.str(i, "reported"), r.str(i, "goal_state")};
+    return out;
+  }
+};
+
+// A data node: `pgfailover create postgres` and its keeper service.
+struct KeeperNode {
+  std::string name;
+  fs::path pgdata;
+  fs::path state_dir;
+  int port;
+  std::unique_ptr<Service> service;
+  std::vector<std::unique_ptr<Service>> retired;
+
+  KeeperNode(const TestDir& dir, std::string name_)
+      : name(std::move(name_)), pgdata(dir / name), state_dir(InstancePaths::for_pgdata(pgdata).state_dir), port(free_port()) {}
+  ~KeeperNode() {
+    service.reset();
+    retired.clear();
+    kill_postmaster(pgdata);
+  }
+  void create(const MonitorNode& m, std::vector<std::string> extra = {}) {
+    std::vector<std::string> args{"create", "postgres", "--pgdata", pgdata.string(), "--pgport", std::to_string(port),
+                                  "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pgfailover_ok(args);
+  }
+  // `pgfailover run`, with extra environment for this process only.
+  void start(const std::map<std::string, std::string>& env = {}) {
+    // A Service kills its data directory's postmaster when destroyed: keep the
+    // exited ones until the end, so a restarted keeper finds Postgres as the
+    // previous one left it.
+    if (service) retired.push_back(std::move(service));
+    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
+    service = std::make_unique<Service>(pgdata);
+    for (const auto& [k, v] : env) unsetenv(k.c_str());
+  }
+  PgConnection sql() const {
+    return PgConnection::connect("host=" + state_dir.string() + " port=" + std::to_string(port) +
+                                 " dbname=postgres connect_timeout=2", "test node " + name);
+  }
+  std::string value(const std::string& q) const { return sql().query_value(q).value_or("NULL"); }
+  std::string log() const { return service ? service->log() : read_file_if_exists(state_dir / "run.log").value_or(""); }
+};
+
+std::string tail(const std::string& s, size_t n = 3000) { return s.size() > n ? s.substr(s.size() - n) : s; }
+
+// Waits until every listed node has reported its goal state and that is `state`.
+void wait_states(const MonitorNode& m, const std::map<std::string, std::string>& want, std::chrono::seconds timeout,
+                 std::initializer_list<const KeeperNode*> nodes = {}) {
+  auto deadline = steady_ms() + std::chrono::milliseconds(timeout).count();
+  std::map<std::string, std::pair<std::string, std::string>> seen;
+  while (true) {
+    try {
+      seen = m.states();
+      bool ok = true;
+      for (const auto& [node, state] : want) {
+        auto it = seen.find(node);
+        ok = ok && it != seen.end() && it->second.first == state && it->second.second == state;
+      }
+      if (ok) return;
+    } catch (const std::exception&) {
+    }
+    if (steady_ms() > deadline) {
+      std::string got, expected, logs;
+      for (const auto& [n, s] : seen) got += n + "=" + s.first + "/" + s.second + " ";
+      for (const auto& [n, s] : want) expected += n + "=" + s + " ";
+      for (const auto* k : nodes) logs += "\n--- " + k->name + ":\n" + tail(k->log());
+      FAIL("after " << timeout.count() << " s: wanted " << expected << "but have (reported/goal) " << got << logs
+                    << "\n--- monitor:\n" << tail(m.service->log()));
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+// A primary `p` and its secondary `s`, with a table t.
+void form_pair(const MonitorNode& m, KeeperNode& p, KeeperNode& s) {
+  p.create(m);
+  p.start();
+  wait_states(m, {{p.name, "single"}}, 60s, {&p});
+  s.create(m);
+  s.start();
+  wait_states(m, {{p.name, "primary"}, {s.name, "secondary"}}, 60s, {&p, &s});
+}
+
+}  // namespace
+
+TEST_CASE("e2e: primary and streaming secondary; kill -9 of the postmaster alone is restarted, no failover",
+          "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-pair");
+  MonitorNode m(dir);
+  KeeperNode a(dir, "a"), b(dir, "b");
+  form_pair(m, a, b);
+  REQUIRE(a.value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1");
+  REQUIRE(b.value("SELECT pg_is_in_recovery()") == "t");
+  a.sql().exec("CREATE TABLE t (x int)");
+  a.sql().exec("INSERT INTO t VALUES (1)");  // synchronous: b has it once this returns
+  REQUIRE(b.value("SELECT count(*) FROM t") == "1");
+
+  auto old_pid = postmaster_pid(a.pgdata);
+  REQUIRE(old_pid.has_value());
+  kill_postmaster(a.pgdata);
+  auto restarted = wait_until(
+      [&] {
+        auto now = m.states();
+        // No failover, ever: b stays a secondary, a stays the primary.
+        if (now["b"].second != "secondary" || now["a"].second != "primary") FAIL("a failover started: " << m.service->log());
+        auto pid = postmaster_pid(a.pgdata);
+        return pid && pid != old_pid && a.value("SELECT count(*) FROM t") == "1";
+      },
+      30s, "the keeper restarting its Postgres");
+  INFO("Postgres back after " << restarted.count() << " ms");
+  wait_states(m, {{"a", "primary"}, {"b", "secondary"}}, 30s, {&a, &b});
+  REQUIRE(a.log().find("exited unexpectedly") != std::string::npos);
+  a.sql().exec("INSERT INTO t VALUES (2)");
+  REQUIRE(b.value("SELECT count(*) FROM t") == "2");
+}
+
+TEST_CASE("e2e: an existing data directory with a table is adopted as primary and reaches the standby",
+          "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-adopt");
+  MonitorNode m(dir);
+  KeeperNode a(dir, "a"), b(dir, "b");
+  {
+    // An existing, running database: not initialised by pgfailover, not on its socket.
+    LocalPostgres theirs(a.pgdata, a.port, dir.path(), PostgresBinaries::locate(), Logger(test_log(), "theirs"));
+    run_checked({.argv = {theirs.binaries().tool("initdb"), "-D", a.pgdata.string(), "-A", "trust"}}, "initdb");
+    auto child = theirs.start(dir / "theirs.log");
+    auto c = theirs.connect();
+    c.exec("CREATE TABLE users (name text)");
+    c.exec("INSERT INTO users VALUES ('alice')");
+    child.release();
+  }
+  form_pair(m, a, b);
+  REQUIRE(a.value("SELECT name FROM users") == "alice");
+  REQUIRE(b.value("SELECT name FROM users") == "alice");
+  a.sql().exec("INSERT INTO users VALUES ('bob')");
+  REQUIRE(b.value("SELECT string_agg(name, ',' ORDER BY name) FROM users") == "alice,bob");
+}
+
+TEST_CASE("e2e: the whole primary node lost: the secondary is promoted, the old node rejoins by itself",
+          "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-failover");
+  MonitorNode m(dir);
+  KeeperNode a(dir, "a"), b(dir, "b");
+  form_pair(m, a, b);
+  a.sql().exec("CREATE TABLE t (x int)");
+  a.sql().exec("INSERT INTO t VALUES (1)");
+
+  auto t0 = steady_ms();
+  a.service->kill9_with_postgres();
+  wait_states(m, {{"b", "wait_primary"}}, 30s, {&b});
+  INFO("failover took " << steady_ms() - t0 << " ms");
+  REQUIRE(b.value("SELECT pg_is_in_recovery()") == "f");
+  REQUIRE(b.value("SELECT count(*) FROM t") == "1");  // acknowledged before the loss: kept
+  b.sql().exec("INSERT INTO t VALUES (2)");
+
+  t0 = steady_ms();
+  a.start();
+  wait_states(m, {{"a", "secondary"}, {"b", "primary"}}, 60s, {&a, &b});
+  INFO("rejoin took " << steady_ms() - t0 << " ms");
+  REQUIRE(a.value("SELECT pg_is_in_recovery()") == "t");
+  REQUIRE(a.value("SELECT string_agg(x::text, ',' ORDER BY x) FROM t") == "1,2");
+  b.sql().exec("INSERT INTO t VALUES (3)");
+  REQUIRE(a.value("SELECT count(*) FROM t") == "3");
+}
+
+TEST_CASE("e2e: three nodes, primary lost: the most advanced standby is promoted and the third follows it",
+          "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-three");
+  MonitorNode m(dir);
+  KeeperNode a(dir, "a"), b(dir, "b"), c(dir, "c");
+  form_pair(m, a, b);
+  // c prefers to be promoted, but it will have less WAL: WAL wins (I4).
+  c.create(m, {"--candidate-priority", "100"});
+  c.start();
+  wait_states(m, {{"a", "primary"}, {"b", "secondary"}, {"c", "secondary"}}, 60s, {&a, &b, &c});
+  a.sql().exec("CREATE TABLE t (x int)");
+  wait_until([&] { return c.value("SELECT count(*) FROM pg_class WHERE relname = 't'") == "1"; }, 10s, "t on c");
+
+  // c stops receiving WAL for a moment (its keeper frozen so it does not
+  // repair that): the next commit is acknowledged by b alone.
+  int keeper_c = c.service->pid();
+  REQUIRE(::kill(keeper_c, SIGSTOP) == 0);
+  struct Thaw {
+    int pid;
+    ~Thaw() { ::kill(pid, SIGCONT); }
+  } thaw{keeper_c};
+  auto conf = c.pgdata / "postgresql.pgfailover.conf";
+  auto text = read_file(conf);
+  auto at = text.find("primary_conninfo = ");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, text.find('\n', at) - at, "primary_conninfo = ''");
+  write_file_atomic(conf, text, 0600);
+  c.sql().exec("SELECT pg_reload_conf()");
+  wait_until([&] { return c.value("SELECT count(*) FROM pg_stat_wal_receiver") == "0"; }, 10s, "c not streaming");
+  a.sql().exec("INSERT INTO t VALUES (1)");
+  REQUIRE(b.value("SELECT count(*) FROM t") == "1");
+  REQUIRE(c.value("SELECT count(*) FROM t") == "0");
+  a.service->kill9_with_postgres();
+  ::kill(keeper_c, SIGCONT);
+
+  wait_states(m, {{"b", "wait_primary"}}, 30s, {&b, &c});
+  wait_states(m, {{"b", "primary"}, {"c", "secondary"}}, 60s, {&b, &c});
+  REQUIRE(c.value("SELECT count(*) FROM t") == "1");
+  b.sql().exec("INSERT INTO t VALUES (2)");
+  REQUIRE(c.value("SELECT count(*) FROM t") == "2");
+}
+
+TEST_CASE("e2e: kill -9 of a keeper in the middle of a promotion and of a rejoin", "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-crash");
+  MonitorNode m(dir);
+  KeeperNode a(dir, "a"), b(dir, "b");
+  a.create(m);
+  a.start();
+  wait_states(m, {{"a", "single"}}, 60s, {&a});
+  b.create(m);
+  // b's keeper dies right after pg_promote returned, before it records wait_primary.
+  b.start({{"PGFAILOVER_FAULT_KILL_AFTER_ACTION", "promote"}});
+  wait_states(m, {{"a", "primary"}, {"b", "secondary"}}, 60s, {&a, &b});
+  a.sql().exec("CREATE TABLE t (x int)");
+  a.sql().exec("INSERT INTO t VALUES (1)");
+
+  a.service->kill9_with_postgres();
+  wait_until([&] { return !b.service->running(); }, 30s, "b's keeper killed in the middle of its promotion");
+  REQUIRE(b.log().find("killing the keeper after promote") != std::string::npos);
+  REQUIRE(b.value("SELECT pg_is_in_recovery()") == "f");  // Postgres was promoted and kept running
+  {
+    auto st = KeeperState::open(b.state_dir / "keeper.db");
+    REQUIRE(st.record().current == NodeState::PreparePromotion);
+    REQUIRE(st.record().in_progress.has_value());
+  }
+  b.start();
+  wait_states(m, {{"b", "wait_primary"}}, 30s, {&b});
+
+  // a's keeper dies right after pg_rewind, before it follows b.
+  a.start({{"PGFAILOVER_FAULT_KILL_AFTER_ACTION", "rewind_if_needed"}});
+  wait_until([&] { return !a.service->running(); }, 60s, "a's keeper killed in the middle of its rejoin");
+  REQUIRE(a.log().find("killing the keeper after rewind_if_needed") != std::string::npos);
+  a.start();
+  wait_states(m, {{"a", "secondary"}, {"b", "primary"}}, 60s, {&a, &b});
+  b.sql().exec("INSERT INTO t VALUES (2)");
+  REQUIRE(a.value("SELECT string_agg(x::text, ',' ORDER BY x) FROM t") == "1,2");
+}
+
+TEST_CASE("e2e: bad input, a second keeper and a second create get one clear line", "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-input");
+  KeeperNode a(dir, "a");
+  auto unreachable_port = free_port();
+  auto unreachable = "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(unreachable_port) + "/pgfailover";
+  auto one_line = [](const CommandResult& r) {
+    auto e = r.err;
+    while (!e.empty() && e.back() == '\n') e.pop_back();
+    return !r.status.ok() && !e.empty() && e.find('\n') == std::string::npos;
+  };
+  auto r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", "70000", "--hostname",
+                       "127.0.0.1", "--monitor", unreachable});
+  REQUIRE(one_line(r));
+  r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
+                  "--hostname", "bad host", "--monitor", unreachable});
+  REQUIRE(one_line(r));
+  REQUIRE_THAT(r.err, Catch::Contains("--hostname \"bad host\" is invalid"));
+  r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
+                  "--hostname", "127.0.0.1", "--monitor", "postgresql://x:5/db?nonsense=1"});
+  REQUIRE(one_line(r));
+  REQUIRE_THAT(r.err, Catch::Contains("malformed monitor URI"));
+  r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
+                  "--hostname", "127.0.0.1", "--monitor", unreachable});
+  REQUIRE(one_line(r));
+  REQUIRE_THAT(r.err, Catch::Contains("cannot reach monitor at 127.0.0.1:" + std::to_string(unreachable_port) +
+                                      ": connection refused"));
+  REQUIRE_FALSE(fs::exists(a.state_dir / "pgfailover.conf"));  // nothing changed
+
+  MonitorNode m(dir);
+  a.create(m);
+  auto again = pgfailover_ok({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
+                              "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", "a"});
+  REQUIRE_THAT(again.out, Catch::Contains("already created"));
+  auto mode = fs::status(a.state_dir / "pgfailover.conf").permissions() & fs::perms::all;
+  REQUIRE(mode == (fs::perms::owner_read | fs::perms::owner_write));
+
+  a.start();
+  wait_states(m, {{"a", "single"}}, 60s, {&a});
+  r = pgfailover({"run", "--pgdata", a.pgdata.string()});
+  REQUIRE(one_line(r));
+  REQUIRE_THAT(r.err, Catch::Contains("already running"));
+
+  // SIGTERM (pgfailover stop): the keeper exits, Postgres keeps running.
+  auto pm = postmaster_pid(a.pgdata);
+  auto stop = pgfailover_ok({"stop", "--pgdata", a.pgdata.string()});
+  REQUIRE_FALSE(a.service->running());
+  REQUIRE(postmaster_pid(a.pgdata) == pm);
+  // A new keeper adopts the running postmaster.
+  a.start();
+  wait_until([&] { return a.log().find("keeper of node a (id 1)") != std::string::npos; }, 10s, "the keeper started");
+  std::this_thread::sleep_for(1500ms);
+  REQUIRE(postmaster_pid(a.pgdata) == pm);
+  // SIGINT (stop --postgres): both stop.
+  pgfailover_ok({"stop", "--pgdata", a.pgdata.string(), "--postgres"});
+  REQUIRE_FALSE(a.service->running());
+  REQUIRE_FALSE(postmaster_pid(a.pgdata).has_value());
 }
