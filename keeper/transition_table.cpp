@@ -60,6 +60,8 @@ constexpr Transition kTable[] = {
     {S::Single, S::Demoted, "demote", kStopAsStandbyOnly},
     {S::Primary, S::Draining, "drain for switchover", kStopAsStandbyOnly},
     {S::Draining, S::Draining, "drained", kStop},
+    // A primary that fenced itself is already stopped in standby mode: drained.
+    {S::Demoted, S::Draining, "already stopped", kStop},
     {S::Demoted, S::Demoted, "stay demoted", kStop},
     // ...standbys stop following it and report how far they got...
     {S::Secondary, S::ReportLsn, "stop replication, report LSN", kStopReplication},
@@ -69,6 +71,7 @@ constexpr Transition kTable[] = {
     // ...the elected one fetches what it misses, replays everything, and is promoted...
     {S::ReportLsn, S::FastForward, "fetch missing WAL", kFastForward},
     {S::FastForward, S::FastForward, "fetch missing WAL", kFastForward},
+    {S::PreparePromotion, S::FastForward, "a late report has more WAL: fetch it", kFastForward},
     {S::ReportLsn, S::PreparePromotion, "replay all WAL", kReplayAll},
     {S::FastForward, S::PreparePromotion, "replay all WAL", kReplayAll},
     {S::PreparePromotion, S::PreparePromotion, "ready for promotion", kReplayAll},
@@ -77,6 +80,9 @@ constexpr Transition kTable[] = {
     {S::ReportLsn, S::CatchingUp, "follow the new primary", kRejoin},
     {S::FastForward, S::CatchingUp, "follow the new primary", kRejoin},
     {S::PreparePromotion, S::CatchingUp, "follow the new primary", kRejoin},
+    // An elected node that failed before its promotion goes back to the election.
+    {S::FastForward, S::ReportLsn, "elected node failed: report LSN again", kStopReplication},
+    {S::PreparePromotion, S::ReportLsn, "elected node failed: report LSN again", kStopReplication},
     // An elected node that failed before it was promoted steps down too.
     {S::PreparePromotion, S::Demoted, "demote", kStopAsStandbyOnly},
     {S::FastForward, S::Demoted, "demote", kStopAsStandbyOnly},

@@ -98,6 +98,12 @@ struct Peer {
 };
 
 struct Goal {
+  // False when the keeper has not heard from the monitor since it started (its
+  // state says where it is, but nothing says what the monitor wants): actions
+  // then keep what is configured (synchronous_standby_names, primary_conninfo)
+  // instead of applying the empty values below. Applying an empty sync config
+  // would let a primary acknowledge writes no standby has.
+  bool known = true;
   NodeState state = NodeState::Init;
   SyncConfig sync;                 // primary roles
   std::optional<Peer> upstream;    // standbys and fast_forward

@@ -19,7 +19,8 @@ bool Decision::changed(const GroupSnapshot& before) const {
   for (size_t i = 0; i < nodes.size(); ++i) {
     const auto& a = nodes[i];
     const auto& n = before.nodes[i];
-    if (a.goal != n.goal || a.sync != n.assigned_sync || a.upstream != n.assigned_upstream || a.may_write != n.may_write) {
+    if (a.goal != n.goal || a.goal_version != n.goal_version || a.sync != n.assigned_sync ||
+        a.upstream != n.assigned_upstream || a.may_write != n.may_write) {
       return true;
     }
   }
@@ -50,12 +51,14 @@ bool contains(const std::vector<NodeId>& ids, NodeId id) { return std::find(ids.
 // The election among standbys that stopped following the old primary.
 struct Election {
   bool active = false;                       // some node has an election goal
-  const NodeSnapshot* winner = nullptr;      // set when the election is complete
+  bool complete = false;                     // everyone active reported, enough to cover acknowledged writes
+  const NodeSnapshot* winner = nullptr;      // elected (it stays elected), or chosen now that it is complete
   const NodeSnapshot* most_advanced = nullptr;
   Lsn max_lsn = 0;
   bool hopeless = false;                     // nobody alive can win: the old primary may resume
   std::string waiting_for;                   // why there is no winner yet
   size_t reporters = 0;
+  size_t pending = 0;                        // active participants that have not reported yet
 };
 
 // Everything decide() derives from a snapshot, computed once per call. Rules
@@ -102,6 +105,9 @@ class Group {
     return n.last_report_at && now - *n.last_report_at < set.node_lost_timeout;
   }
   bool failed(const NodeSnapshot& n) const { return grace_over && node_is_failed(n, set, now); }
+  // Taking part in an election needs a keeper that reports: Postgres answering
+  // health checks is not enough when nobody can act on a goal.
+  bool active(const NodeSnapshot& n) const { return reported_recently(n) && !failed(n); }
   std::string failure(const NodeSnapshot& n) const {
     if (node_is_lost(n, set, now)) {
       std::string report = n.last_report_at ? "last report " + secs(now - *n.last_report_at) + " ago" : "never reported";
@@ -121,8 +127,12 @@ class Group {
     return grace_over && (failed(n) || !streaming_from(n, p, set.standby_stream_timeout));
   }
   bool leaving(const NodeSnapshot& n) const { return n.maintenance_requested || n.drop_requested; }
+  // The keeper reached the goal currently assigned (not an older one of the same name).
+  static bool reached(const NodeSnapshot& n) {
+    return n.reported == n.goal && n.reported_goal_version == n.goal_version;
+  }
   bool counts_for_quorum(const NodeSnapshot& n, const NodeSnapshot& p) const {
-    return n.goal == S::Secondary && n.reported == S::Secondary && n.replication_quorum && !leaving(n) &&
+    return n.goal == S::Secondary && reached(n) && n.replication_quorum && !leaving(n) &&
            !out_of_sync(n, p);
   }
   // May be elected if the primary fails: a secondary that is alive. Whether it
@@ -130,7 +140,7 @@ class Group {
   // it holds the acknowledged writes is what synchronous replication and the
   // election's coverage rule guarantee.
   bool is_candidate(const NodeSnapshot& n) const {
-    return n.goal == S::Secondary && n.reported == S::Secondary && n.candidate_priority > 0 && !leaving(n) &&
+    return n.goal == S::Secondary && reached(n) && n.candidate_priority > 0 && !leaving(n) &&
            reported_recently(n) && !failed(n);
   }
   // May take over in a planned handover: also streaming from the primary now.
@@ -140,7 +150,7 @@ class Group {
   // The node may be accepting writes: it was assigned a writable state and has
   // not yet confirmed a non-writable one (confirmation counts in this very decision).
   bool may_write(const NodeSnapshot& n) const {
-    bool confirmed_not_writable = n.reported == n.goal && !accepts_writes(n.goal);
+    bool confirmed_not_writable = reached(n) && !accepts_writes(n.goal);
     return n.may_write && !confirmed_not_writable;
   }
 
@@ -169,7 +179,7 @@ class Group {
   std::vector<NodeId> in_sync(const NodeSnapshot& p) const {
     std::vector<NodeId> ids;
     for (const auto* n : others(p)) {
-      if (n->goal == S::Secondary && n->reported == S::Secondary && !leaving(*n) && !out_of_sync(*n, p)) {
+      if (n->goal == S::Secondary && reached(*n) && !leaving(*n) && !out_of_sync(*n, p)) {
         ids.push_back(n->id);
       }
     }
@@ -256,7 +266,7 @@ class Group {
   // acknowledged write.
   bool failover_starts(std::string* why = nullptr) const {
     const auto* p = writable_;
-    if (!p || p->goal != S::Primary || p->reported != S::Primary || !failed(*p)) return false;
+    if (!p || p->goal != S::Primary || !reached(*p) || !failed(*p)) return false;
     if (const auto* s = standby_seeing(*p)) {
       if (why) *why = fmt::format("{} still streams from it", who(*s));
       return false;
@@ -281,7 +291,7 @@ class Group {
   // Switchover, or maintenance or removal of the primary: hand over to a standby.
   bool handover_starts() const {
     const auto* p = writable_;
-    if (!p || p->goal != S::Primary || p->reported != S::Primary || failed(*p)) return false;
+    if (!p || p->goal != S::Primary || !reached(*p) || failed(*p)) return false;
     if (!snap.switchover && !leaving(*p)) return false;
     return handover_candidate_exists(*p);
   }
@@ -304,7 +314,7 @@ class Group {
   // Standbys stop following the primary and report how far they got.
   bool election_opens(std::string* why = nullptr) const {
     if (failover_starts(why)) return true;
-    if (draining_ && draining_->reported == S::Draining && !writable_) {
+    if (draining_ && reached(*draining_) && !writable_) {
       if (why) *why = fmt::format("{} has drained: every standby has its WAL", who(*draining_));
       return true;
     }
@@ -328,7 +338,7 @@ class Group {
     for (const auto& n : snap.nodes) {
       if (!is_election_state(n.goal)) continue;
       e.active = true;
-      if (failed(n) || !reported_recently(n)) continue;
+      if (!active(n)) continue;
       alive.push_back(&n);
       if (n.reported && is_election_state(*n.reported)) {
         reporters.push_back(&n);
@@ -355,18 +365,15 @@ class Group {
     }
     if (e.most_advanced) e.max_lsn = e.most_advanced->lsn;
     e.reporters = reporters.size();
-    if (sticky) {
-      e.winner = sticky;
-      return e;
-    }
+    e.pending = pending.size();
     if (!pending.empty()) {
       std::vector<std::string> names;
       for (const auto* p : pending) names.push_back(p->name);
       e.waiting_for = fmt::format("waiting for {} to report their LSN", fmt::join(names, ", "));
-      return e;
     }
     // Every acknowledged write is on enough of the last primary's synchronous
     // standbys; until that many have reported, the most advanced may be missing.
+    bool covered = true;
     if (snap.last_primary) {
       if (const auto* x = node(*snap.last_primary); x && !is_election_state(x->goal)) {
         for (const auto& cfg : possible_sync(*x)) {
@@ -374,13 +381,23 @@ class Group {
           int have = 0;
           for (const auto* r : reporters) have += contains(cfg.standbys, r->id) ? 1 : 0;
           if (have < blocking_count(cfg)) {
+            covered = false;
             e.waiting_for = fmt::format("{} of the standbys in {} must report: they may hold acknowledged writes",
                                         blocking_count(cfg), cfg.describe());
-            return e;
           }
         }
       }
     }
+    e.complete = pending.empty() && covered;
+    // Blocked for good, as far as anyone can tell: let the old primary carry on.
+    if (pending.empty() && !covered) e.hopeless = true;
+    // Once elected, a node stays elected (it may still have to fetch WAL that a
+    // late report shows); it makes progress only while the election is complete.
+    if (sticky) {
+      e.winner = sticky;
+      return e;
+    }
+    if (!e.complete) return e;
     std::optional<NodeId> target;
     if (snap.switchover && snap.switchover->target) {
       bool target_alive = std::any_of(alive.begin(), alive.end(), [&](auto* n) { return n->id == *snap.switchover->target; });
@@ -452,7 +469,9 @@ const Rule kRules[] = {
        return fmt::format("joining as a standby of {}", who(*g.writable()));
      }},
     {{"standby-joining", {S::Single}, S::WaitPrimary, "another node joined the group"},
-     [](const Group& g, const NodeSnapshot& n) { return has_other_nodes(g, n) && !n.drop_requested; },
+     [](const Group& g, const NodeSnapshot& n) {
+       return Group::reached(n) && has_other_nodes(g, n) && !n.drop_requested;
+     },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("{} joined the group: allowing replication", g.others(n).front()->name);
      }},
@@ -460,8 +479,8 @@ const Rule kRules[] = {
       "the primary reports a pg_hba entry and a replication slot for this node"},
      [](const Group& g, const NodeSnapshot& n) {
        const auto* p = g.serving_primary();
-       return p && (p->reported == S::WaitPrimary || p->reported == S::Primary) && g.reported_recently(*p) &&
-              contains(p->peers_ready, n.id);
+       return Group::reached(n) && p && (p->reported == S::WaitPrimary || p->reported == S::Primary) &&
+              g.reported_recently(*p) && contains(p->peers_ready, n.id);
      },
      [](const Group& g, const NodeSnapshot&) {
        return fmt::format("{} is ready to stream to it: taking a base backup", who(*g.serving_primary()));
@@ -479,7 +498,10 @@ const Rule kRules[] = {
      }},
     {{"election-opens", {S::Secondary, S::CatchingUp, S::WaitMaintenance}, S::ReportLsn,
       "the primary failed or drained for a handover, or an election is under way"},
-     [](const Group& g, const NodeSnapshot&) { return g.election_opens(); },
+     [](const Group& g, const NodeSnapshot& n) {
+       // Only a node that has a copy of the data (it reached a standby state) can take part.
+       return Group::reached(n) && g.election_opens();
+     },
      [](const Group& g, const NodeSnapshot&) {
        std::string why;
        g.election_opens(&why);
@@ -493,9 +515,11 @@ const Rule kRules[] = {
      }},
 
     // ---- election
-    {{"elected-behind", {S::ReportLsn}, S::FastForward,
-      "elected (most WAL among candidates, then priority) but another standby has more WAL"},
-     [](const Group& g, const NodeSnapshot& n) { return is_election_winner(g, n) && n.lsn < g.election().max_lsn; },
+    {{"elected-behind", {S::ReportLsn, S::PreparePromotion}, S::FastForward,
+      "elected (most WAL among candidates, then priority) but another standby that reported has more WAL"},
+     [](const Group& g, const NodeSnapshot& n) {
+       return is_election_winner(g, n) && g.election().complete && n.lsn < g.election().max_lsn;
+     },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("elected; fetching WAL up to {:X}/{:X} from {} first", g.election().max_lsn >> 32,
                           g.election().max_lsn & 0xffffffff, who(*g.election().most_advanced)) +
@@ -504,21 +528,25 @@ const Rule kRules[] = {
     {{"elected", {S::ReportLsn, S::FastForward}, S::PreparePromotion,
       "elected and holding the most WAL of all standbys that reported"},
      [](const Group& g, const NodeSnapshot& n) {
-       return is_election_winner(g, n) && n.lsn >= g.election().max_lsn &&
-              (n.goal != S::FastForward || n.reported == S::FastForward);
+       return is_election_winner(g, n) && g.election().complete && n.lsn >= g.election().max_lsn &&
+              (n.goal != S::FastForward || Group::reached(n));
      },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("elected among {} standbys that reported, with LSN {:X}/{:X} and candidate priority {}",
                           g.election().reporters, n.lsn >> 32, n.lsn & 0xffffffff, n.candidate_priority);
      }},
     {{"elected-node-failed", {S::FastForward, S::PreparePromotion}, S::ReportLsn,
-      "the elected standby failed before its promotion"},
-     [](const Group& g, const NodeSnapshot& n) { return g.failed(n); },
-     [](const Group& g, const NodeSnapshot& n) { return "elected node failed: " + g.failure(n); }},
+      "the elected standby failed or stopped reporting before its promotion"},
+     [](const Group& g, const NodeSnapshot& n) { return !g.active(n); },
+     [](const Group& g, const NodeSnapshot& n) {
+       if (g.failed(n)) return "elected node failed: " + g.failure(n);
+       return fmt::format("elected node {} stopped reporting {} ago", who(n),
+                          n.last_report_at ? secs(g.now - *n.last_report_at) : "long");
+     }},
     {{"promote", {S::PreparePromotion}, S::WaitPrimary,
       "ready, and every other node provably cannot acknowledge writes (I3)"},
      [](const Group& g, const NodeSnapshot& n) {
-       return n.reported == S::PreparePromotion && g.reported_recently(n) && !g.failed(n) &&
+       return Group::reached(n) && g.active(n) && g.election().complete && n.lsn >= g.election().max_lsn &&
               g.promotion_safe(n, nullptr);
      },
      [](const Group& g, const NodeSnapshot& n) {
@@ -536,7 +564,7 @@ const Rule kRules[] = {
     {{"rejoin", {S::Demoted, S::Draining}, S::CatchingUp,
       "it stopped, and another node is the primary: rejoin as a standby (pg_rewind if needed)"},
      [](const Group& g, const NodeSnapshot& n) {
-       return g.serving_primary() && n.reported == n.goal && g.reported_recently(n) && !g.leaving(n);
+       return g.serving_primary() && Group::reached(n) && g.reported_recently(n) && !g.leaving(n);
      },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("{} rejoins as a standby of {}", who(n), who(*g.serving_primary()));
@@ -544,14 +572,14 @@ const Rule kRules[] = {
     {{"handed-over-to-maintenance", {S::Demoted, S::Draining}, S::Maintenance,
       "maintenance was requested and another node is the primary"},
      [](const Group& g, const NodeSnapshot& n) {
-       return g.serving_primary() && n.reported == n.goal && n.maintenance_requested && !n.drop_requested;
+       return g.serving_primary() && Group::reached(n) && n.maintenance_requested && !n.drop_requested;
      },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("{} handed over to {}: in maintenance", who(n), who(*g.serving_primary()));
      }},
     {{"handed-over-then-dropped", {S::Draining}, S::Dropped, "drop was requested and another node is the primary"},
      [](const Group& g, const NodeSnapshot& n) {
-       return g.serving_primary() && n.reported == n.goal && n.drop_requested;
+       return g.serving_primary() && Group::reached(n) && n.drop_requested;
      },
      [](const Group& g, const NodeSnapshot& n) {
        return fmt::format("{} handed over to {}: dropped", who(n), who(*g.serving_primary()));
@@ -563,7 +591,7 @@ const Rule kRules[] = {
        // Hopeless: an election runs and nobody alive can win it; or none runs and
        // no standby is left that could take part in one.
        bool no_election = g.election().active ? g.election().hopeless : !g.has_following_standby();
-       return last && !g.writable() && no_election && n.reported == n.goal && g.reported_recently(n) &&
+       return last && !g.writable() && no_election && Group::reached(n) && g.reported_recently(n) &&
               !g.failed(n) && g.promotion_safe(n, nullptr);
      },
      [](const Group& g, const NodeSnapshot& n) {
@@ -577,7 +605,7 @@ const Rule kRules[] = {
      [](const Group&, const NodeSnapshot& n) { return fmt::format("{} is alone in the group", who(n)); }},
     {{"sync-standbys-ready", {S::WaitPrimary}, S::Primary,
       "number_sync_standbys secondaries are in sync (asynchronous: one secondary)"},
-     [](const Group& g, const NodeSnapshot& n) { return n.reported == S::WaitPrimary && g.enough_in_sync(n); },
+     [](const Group& g, const NodeSnapshot& n) { return Group::reached(n) && g.enough_in_sync(n); },
      [](const Group& g, const NodeSnapshot& n) {
        if (g.set.number_sync_standbys == 0) return std::string("a secondary is in sync (asynchronous replication)");
        return fmt::format("{} of {} required secondaries in sync: synchronous replication on", g.quorum(n).size(),
@@ -596,7 +624,9 @@ const Rule kRules[] = {
     // ---- standbys
     {{"maintenance-requested", {S::Secondary, S::CatchingUp}, S::WaitMaintenance,
       "the operator asked for maintenance"},
-     [](const Group& g, const NodeSnapshot& n) { return n.maintenance_requested && g.serving_primary(); },
+     [](const Group& g, const NodeSnapshot& n) {
+       return n.maintenance_requested && Group::reached(n) && g.serving_primary();
+     },
      [](const Group&, const NodeSnapshot& n) {
        return fmt::format("maintenance requested on {}: waiting until the primary stops waiting for it", who(n));
      }},
@@ -613,7 +643,7 @@ const Rule kRules[] = {
     {{"caught-up", {S::CatchingUp}, S::Secondary, "streaming from the primary and within catchup_lag_bytes of it"},
      [](const Group& g, const NodeSnapshot& n) {
        const auto* p = g.serving_primary();
-       if (!p || n.reported != S::CatchingUp || !g.reported_recently(n) || !n.streaming || g.leaving(n)) return false;
+       if (!p || !Group::reached(n) || !g.reported_recently(n) || !n.streaming || g.leaving(n)) return false;
        if (n.reported_upstream != p->id) return false;
        return p->lsn <= n.lsn || p->lsn - n.lsn <= g.set.catchup_lag_bytes;
      },
@@ -625,7 +655,7 @@ const Rule kRules[] = {
       "the primary confirmed it no longer waits for this node"},
      [](const Group& g, const NodeSnapshot& n) {
        const auto* p = g.primary_role();
-       if (!n.maintenance_requested) return false;
+       if (!n.maintenance_requested || !Group::reached(n)) return false;
        if (!p) return true;
        return !contains(p->reported_sync.standbys, n.id) && !contains(p->assigned_sync.standbys, n.id);
      },
@@ -710,6 +740,7 @@ Decision decide(const GroupSnapshot& snap, const DecisionSettings& settings, Tim
     NodeAssignment a;
     a.id = n.id;
     a.goal = goals[i];
+    a.goal_version = a.goal != n.goal ? n.goal_version + 1 : n.goal_version;
 
     // At most one synchronous-replication change in flight: the keeper may run
     // either what it reported or what was last assigned, never a third thing.
@@ -730,8 +761,14 @@ Decision decide(const GroupSnapshot& snap, const DecisionSettings& settings, Tim
         if (upstream_primary && upstream_primary->id != n.id) a.upstream = upstream_primary->id;
         break;
       case S::FastForward:
-        if (g.election().most_advanced) a.upstream = g.election().most_advanced->id;
-        a.target_lsn = g.election().max_lsn;
+        // Only a complete election sets where to fetch from and how far; the
+        // target never shrinks because the node that holds the WAL went away.
+        a.upstream = n.assigned_upstream;
+        a.target_lsn = n.assigned_target_lsn;
+        if (g.election().complete && g.election().most_advanced) {
+          a.upstream = g.election().most_advanced->id;
+          a.target_lsn = std::max(g.election().max_lsn, n.assigned_target_lsn.value_or(0));
+        }
         break;
       default:
         break;

@@ -37,8 +37,13 @@ struct NodeSnapshot {
 
   // The assignment, written only by decide().
   NodeState goal = NodeState::Init;
+  // Incremented at every goal change. A keeper reports the version of the goal
+  // it last reached, so "it reached its goal" cannot be fooled by a stale
+  // report that happens to name the same state as a newer goal.
+  std::uint64_t goal_version = 0;
   SyncConfig assigned_sync;                 // for primary roles
   std::optional<NodeId> assigned_upstream;  // for standbys: the node to stream from
+  std::optional<Lsn> assigned_target_lsn;   // fast_forward: replay at least this far
   // Set when the node is assigned a writable state; cleared once it reports a
   // non-writable state it reached under a non-writable goal. While set, the
   // node may be accepting writes, so nobody else is promoted unless it provably
@@ -47,6 +52,7 @@ struct NodeSnapshot {
 
   // The keeper's latest report.
   std::optional<NodeState> reported;
+  std::uint64_t reported_goal_version = 0;  // the version of the goal it reached
   std::optional<TimeMs> last_report_at;
   bool pg_running = false;
   std::optional<TimeMs> pg_down_since;      // first report of pg_running=false in a row
@@ -98,6 +104,7 @@ struct DecisionSettings {
 struct NodeAssignment {
   NodeId id = 0;
   NodeState goal = NodeState::Init;
+  std::uint64_t goal_version = 0;
   SyncConfig sync;
   std::optional<NodeId> upstream;
   std::optional<Lsn> target_lsn;  // fast_forward: replay at least this far

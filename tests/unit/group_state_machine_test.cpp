@@ -53,8 +53,10 @@ struct Group {
     for (size_t i = 0; i < d.nodes.size(); ++i) {
       auto& node = snap.nodes[i];
       node.goal = d.nodes[i].goal;
+      node.goal_version = d.nodes[i].goal_version;
       node.assigned_sync = d.nodes[i].sync;
       node.assigned_upstream = d.nodes[i].upstream;
+      node.assigned_target_lsn = d.nodes[i].target_lsn;
       node.may_write = d.nodes[i].may_write;
     }
     snap.last_primary = d.last_primary;
@@ -67,6 +69,7 @@ struct Group {
   void reach(NodeId id) {
     auto& x = n(id);
     x.reported = x.goal;
+    x.reported_goal_version = x.goal_version;
     x.last_report_at = now;
     x.pg_running = !keeps_postgres_stopped(x.goal);
     x.pg_down_since.reset();
@@ -265,9 +268,11 @@ TEST_CASE("no promotion while the standby still follows the old primary (I3)", "
   REQUIRE_GOAL(g, 2, S::ReportLsn);
   // The keeper of node 2 reports report_lsn but its upstream is still node 1.
   g.n(2).reported = S::ReportLsn;
+  g.n(2).reported_goal_version = g.n(2).goal_version;
   g.n(2).reported_upstream = 1;
   g.decide();
   g.n(2).reported = S::PreparePromotion;
+  g.n(2).reported_goal_version = g.n(2).goal_version;
   g.decide();
   REQUIRE(g.n(2).goal != S::WaitPrimary);
   g.n(2).reported_upstream.reset();
@@ -548,9 +553,25 @@ TEST_CASE("the old primary resumes when no standby can take over", "[fsm][failov
   g.n(1).health = Health::Good;
   g.pass(g.settings.node_lost_timeout + 100);
   g.n(1).reported = S::Demoted;
+  g.n(1).reported_goal_version = g.n(1).goal_version;
   g.n(1).last_report_at = g.now;
   g.decide();
   REQUIRE_GOAL(g, 1, S::WaitPrimary);
+}
+
+TEST_CASE("a stale report naming the new goal is not taken for having reached it", "[fsm][versions]") {
+  Group g = two_node_group();
+  // Node 2 is catchingup again after a failover elsewhere, but its last report
+  // (catchingup) predates that goal: it must not be moved on as if it were there.
+  g.n(2).goal = S::CatchingUp;
+  g.n(2).goal_version += 2;
+  g.n(2).reported = S::CatchingUp;
+  g.n(2).maintenance_requested = true;
+  g.decide();
+  REQUIRE_GOAL(g, 2, S::CatchingUp);
+  g.reach(2);
+  g.decide();
+  REQUIRE_GOAL(g, 2, S::WaitMaintenance);
 }
 
 TEST_CASE("I1 holds whatever the snapshot: decide refuses a second writer", "[fsm][i1]") {
