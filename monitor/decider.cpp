@@ -39,7 +39,10 @@ bool Decider::try_acquire() {
       s->exec("SET client_min_messages = warning");
       s->exec("SET lock_timeout = '2s'");
       s->exec("SET statement_timeout = '10s'");
-      s->exec("SET idle_session_timeout = '5s'");
+      s->exec("SET idle_session_timeout = '3s'");
+      // A decider frozen mid-decision (SIGSTOP, swapped out) must not hold
+      // the lock and a group row for ever either.
+      s->exec("SET idle_in_transaction_session_timeout = '3s'");
       session_ = std::move(s);
       if (!last_connect_error_.empty()) log_.info("reached the monitor database at {} again", where_);
       last_connect_error_.clear();

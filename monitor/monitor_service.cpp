@@ -26,7 +26,7 @@ namespace pgf {
 namespace {
 
 constexpr TimeMs kRetryMs = 1000;      // reconnecting, retrying the decider lock, checking Postgres
-constexpr TimeMs kHeartbeatMs = 1000;  // longest the decider session stays idle (server ends it after 5 s)
+constexpr TimeMs kHeartbeatMs = 1000;  // longest the decider session stays idle (the server ends it after 3 s)
 
 // The monitor's own Postgres: started as our child when it is not running,
 // started again when it dies. Never killed by us: leaving scope (SIGTERM, an

@@ -777,4 +777,48 @@ TEST_CASE("two monitor processes: the other takes over within 5 s of kill -9, no
   CHECK(dupes.rows() == 0);
 }
 
+TEST_CASE("a frozen decider loses the lock to the other process and writes nothing after it resumes", "[monitor]") {
+  TestDir dir("monitor-frozen");
+  MonitorDir a(dir, "a");
+  a.create();
+  Service first(a.pgdata);
+  wait_until_logged(first, "this process now decides", 20s);
+  fs::path b = dir / "b";
+  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo()});
+  Service second(b);
+  wait_until_logged(second, "another monitor process decides", 20s);
+  auto owner = a.owner();
+  auto keeper = a.keeper();
+  auto n1 = register_node(keeper, "n1", free_port());
+  wait_until([&] { return goal_of(owner, n1) == "single"; }, 10s, "the first process to decide");
+
+  // A stopped process cannot handle the SIGINT that stops it: continue it first, whatever happens.
+  struct Resume {
+    int pid;
+    ~Resume() { ::kill(pid, SIGCONT); }
+  } resume{first.pid()};
+  ::kill(first.pid(), SIGSTOP);
+  auto frozen_at = steady_ms();
+  auto n2 = register_node(keeper, "n2", free_port());
+  wait_until([&] { return goal_of(owner, n2) != "init"; }, 15s, "the second process to decide about n2");
+  auto took = steady_ms() - frozen_at;
+  std::cout << "takeover from a frozen (SIGSTOP) decider: " << took << " ms\n";
+  CHECK(took < 5000);  // the server ends the silent session after 3 s; the other retries every second
+
+  ::kill(first.pid(), SIGCONT);
+  wait_until_logged(first, "no longer deciding", 10s);
+  auto n3 = register_node(keeper, "n3", free_port());
+  wait_until([&] { return goal_of(owner, n3) != "init"; }, 10s, "a decision about n3");
+  CHECK_FALSE(contains(first.log(), "node " + std::to_string(n3) + " ("));  // the resumed one decided nothing
+
+  auto dupes = owner.exec(
+      "SELECT node_id, from_state, to_state, rule, count(*) AS n FROM pgfailover.event WHERE from_state IS NOT NULL"
+      " GROUP BY 1, 2, 3, 4 HAVING count(*) > 1");
+  for (int i = 0; i < dupes.rows(); ++i) {
+    UNSCOPED_INFO("decided twice: node " << dupes.str(i, "node_id") << " " << dupes.str(i, "from_state") << " -> "
+                                         << dupes.str(i, "to_state") << " (" << dupes.str(i, "rule") << ")");
+  }
+  CHECK(dupes.rows() == 0);
+}
+
 }  // namespace pgf::test
