@@ -180,7 +180,10 @@ class KeeperLoop {
     if (assignment_) {
       goal = assignment_->goal;
     } else {
+      // Nothing heard from the monitor since the keeper started: keep what is
+      // configured rather than apply an empty goal.
       goal.state = current;
+      goal.known = false;
     }
     node_.set_goal_fresh(fresh.has_value());
 

@@ -251,6 +251,8 @@ NodeFacts PostgresNode::collect_facts(const std::vector<Peer>& peers) {
                pg_last_wal_replay_lsn()::text AS replay_lsn,
                (SELECT received_tli FROM pg_stat_wal_receiver) AS received_tli,
                (SELECT status FROM pg_stat_wal_receiver) AS receiver_status,
+               (SELECT sender_host FROM pg_stat_wal_receiver) AS sender_host,
+               (SELECT sender_port FROM pg_stat_wal_receiver) AS sender_port,
                (SELECT timeline_id FROM pg_control_checkpoint()) AS checkpoint_tli,
                (SELECT min_recovery_end_timeline FROM pg_control_recovery()) AS min_recovery_tli,
                current_setting('primary_conninfo') AS primary_conninfo,
@@ -299,7 +301,18 @@ NodeFacts PostgresNode::collect_facts(const std::vector<Peer>& peers) {
         }
         if (tli > 0) f.timeline = tli;
         f.streaming = r.opt_str(0, "receiver_status").value_or("") == "streaming";
-        f.upstream = upstream_of(r.str(0, "primary_conninfo"));
+        // A walreceiver still connected follows its sender, whatever the
+        // settings say now: the monitor takes "no upstream" as proof that this
+        // node stopped acknowledging the old primary's WAL (I3).
+        auto sender_host = r.opt_str(0, "sender_host");
+        auto sender_port = r.opt_int64(0, "sender_port");
+        if (sender_host && sender_port) {
+          for (const auto& p : peers) {
+            if (p.host == *sender_host && p.port == *sender_port) f.upstream = p.id;
+          }
+          if (!f.upstream) f.upstream = state_.record().upstream_id;
+        }
+        if (!f.upstream) f.upstream = upstream_of(r.str(0, "primary_conninfo"));
       }
       f.sync = SyncConfig::from_guc(r.str(0, "sync_names")).value_or(SyncConfig::off());
       if (auto sysid = r.opt_str(0, "system_identifier")) {
@@ -332,7 +345,16 @@ NodeFacts PostgresNode::collect_facts(const std::vector<Peer>& peers) {
 
 // ---------------------------------------------------------------- actions
 
-Progress PostgresNode::run(Action action, const Goal& goal) {
+Progress PostgresNode::run(Action action, const Goal& in) {
+  // An unknown goal (nothing heard since the keeper started) is stale too.
+  Goal goal = in;
+  bool fresh = goal_fresh_;
+  if (!goal.known) goal_fresh_ = false;
+  struct Restore {
+    bool& flag;
+    bool value;
+    ~Restore() { flag = value; }
+  } restore{goal_fresh_, fresh};
   try {
     switch (action) {
       case Action::InitPrimary: init_primary(goal); return Progress::Done;
@@ -478,10 +500,13 @@ Progress PostgresNode::stop_replication() {
   bool changed = write_settings({{kPrimaryConninfo, ""}, {kPrimarySlot, ""}});
   if (!running()) return Progress::Waiting;
   apply_changes(changed);
+  if (in_recovery()) {
+    auto receivers = local().query_value("SELECT count(*) FROM pg_stat_wal_receiver WHERE pid IS NOT NULL");
+    // Until the walreceiver is gone, the node still reports its old upstream.
+    if (receivers.value_or("0") != "0") return Progress::Waiting;
+  }
   state_.set_upstream(std::nullopt, "");
-  if (!in_recovery()) return Progress::Done;
-  auto receivers = local().query_value("SELECT count(*) FROM pg_stat_wal_receiver WHERE pid IS NOT NULL");
-  return receivers.value_or("0") == "0" ? Progress::Done : Progress::Waiting;
+  return Progress::Done;
 }
 
 Progress PostgresNode::wait_for_replay() {
