@@ -106,16 +106,18 @@ class KeeperLoop {
       log_.info("resuming: the transition {} -> {} was in progress when the keeper stopped",
                 name(r.in_progress->from), name(r.in_progress->to));
     }
-    if (r.current == NodeState::Dropped) {
-      log_.info("this node was dropped from its group: nothing to run");
-      return 0;
-    }
+    // Dropped before: tell the monitor once more if it still listens, then leave.
+    if (r.current == NodeState::Dropped) dropped_turns_left_ = 1;
     while (true) {
       if (auto code = handle_signals()) return *code;
       auto wait_ms = turn();
-      if (node_.dropped() && state_.record().current == NodeState::Dropped) {
-        log_.info("node dropped: the keeper exits");
-        return 0;
+      if (state_.record().current == NodeState::Dropped) {
+        // Leave once the monitor has heard that the node is gone (it then
+        // deletes the node), or once it no longer answers for it.
+        if (dropped_reported_ || --dropped_turns_left_ <= 0) {
+          log_.info("node dropped from its group: the keeper exits");
+          return 0;
+        }
       }
       if (auto code = wait(wait_ms)) return *code;
     }
@@ -145,6 +147,7 @@ class KeeperLoop {
     try {
       fresh = monitor_.node_active(state_.record().node_id, rep);
       last_contact_ms_ = wall_ms();
+      if (rep.state == NodeState::Dropped) dropped_reported_ = true;
       if (monitor_errors_.active()) log_.info("reached the monitor at {} again", monitor_.endpoint());
       monitor_errors_.reset();
       assignment_ = *fresh;
@@ -337,6 +340,8 @@ class KeeperLoop {
   std::int64_t last_standby_seen_ms_ = 0;
   std::int64_t partition_timeout_ms_ = 10000;
   std::int64_t poll_ms_ = 1000;
+  bool dropped_reported_ = false;
+  int dropped_turns_left_ = 10;
   std::optional<std::pair<NodeState, NodeState>> announced_;
   std::int64_t started_ms_ = 0;
   RepeatFilter monitor_errors_, plan_errors_, action_errors_;

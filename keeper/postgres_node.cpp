@@ -778,7 +778,9 @@ void PostgresNode::apply_sync_config(const Goal& g) {
 
 void PostgresNode::drop() {
   if (running()) stop_postgres();
-  log_.info("this node was dropped from its group; its data directory {} is left as it is", opt_.pgdata.string());
+  if (!dropped_) {
+    log_.info("this node was dropped from its group; its data directory {} is left as it is", opt_.pgdata.string());
+  }
   dropped_ = true;
 }
 

@@ -628,6 +628,23 @@ TEST_CASE("e2e: bad input, a second keeper and a second create get one clear lin
   pgfailover_ok({"stop", "--pgdata", a.pgdata.string(), "--postgres"});
   REQUIRE_FALSE(a.service->running());
   REQUIRE_FALSE(postmaster_pid(a.pgdata).has_value());
+
+  // Dropped by the operator: Postgres stops, the monitor forgets the node,
+  // the keeper exits by itself and its data stays.
+  a.start();
+  wait_states(m, {{"a", "single"}}, 30s, {&a});
+  {
+    auto c = PgConnection::connect("host=127.0.0.1 port=" + std::to_string(m.port) +
+                                   " dbname=pgfailover user=pgfailover_node", "test monitor");
+    c.exec("SELECT pgfailover.drop_node('default', 'a', false)");
+  }
+  wait_until([&] { return !a.service->running(); }, 30s, "the dropped node's keeper exiting");
+  REQUIRE_FALSE(postmaster_pid(a.pgdata).has_value());
+  REQUIRE(fs::exists(a.pgdata / "PG_VERSION"));
+  wait_until([&] { return m.states().empty(); }, 10s, "the monitor forgetting the node");
+  REQUIRE(KeeperState::open(a.state_dir / "keeper.db").record().current == NodeState::Dropped);
+  r = pgfailover({"run", "--pgdata", a.pgdata.string()});
+  REQUIRE(r.status.ok());  // a dropped node's keeper has nothing to run
 }
 
 TEST_CASE("e2e: a primary alone fences itself, and resumes when the monitor says so", "[keeper][e2e]") {
