@@ -67,7 +67,7 @@ std::string keeper_body(std::string_view prefix) {
 }
 
 constexpr const char* kGraphAttrs =
-    "  rankdir=LR;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
+    "  rankdir=TB;\n  node [shape=box, style=rounded, fontname=\"Helvetica\"];\n"
     "  edge [fontname=\"Helvetica\", fontsize=9];\n";
 
 }  // namespace

@@ -54,10 +54,9 @@ constexpr Transition kTable[] = {
     {S::Secondary, S::Secondary, "run standby", kRunStandby},
     {S::Secondary, S::CatchingUp, "fell behind", kRunStandby},
 
-    // Failover and switchover: the old primary steps down...
+    // Failover and switchover: the old primary steps down (demoted is assigned
+    // only to a node that reached primary; a fenced one is demoted already)...
     {S::Primary, S::Demoted, "demote", kStopAsStandbyOnly},
-    {S::WaitPrimary, S::Demoted, "demote", kStopAsStandbyOnly},
-    {S::Single, S::Demoted, "demote", kStopAsStandbyOnly},
     {S::Primary, S::Draining, "drain for switchover", kStopAsStandbyOnly},
     {S::Draining, S::Draining, "drained", kStop},
     // A primary that fenced itself is already stopped in standby mode: drained.
@@ -83,10 +82,6 @@ constexpr Transition kTable[] = {
     // An elected node that failed before its promotion goes back to the election.
     {S::FastForward, S::ReportLsn, "elected node failed: report LSN again", kStopReplication},
     {S::PreparePromotion, S::ReportLsn, "elected node failed: report LSN again", kStopReplication},
-    // An elected node that failed before it was promoted steps down too.
-    {S::PreparePromotion, S::Demoted, "demote", kStopAsStandbyOnly},
-    {S::FastForward, S::Demoted, "demote", kStopAsStandbyOnly},
-    {S::ReportLsn, S::Demoted, "demote", kStopAsStandbyOnly},
 
     // The old primary rejoins as a standby (pg_rewind if its WAL went further).
     {S::Demoted, S::CatchingUp, "rejoin as standby", kRejoin},
@@ -109,17 +104,22 @@ constexpr Transition kTable[] = {
     {S::Maintenance, S::CatchingUp, "end maintenance", kRejoin},
     {S::WaitMaintenance, S::CatchingUp, "maintenance cancelled", kRunStandby},
 
-    // Leaving the group.
+    // Leaving the group: possible from every state, since the operator may drop
+    // a node whose keeper comes back from anywhere.
     {S::Init, S::Dropped, "drop", kDrop},
-    {S::WaitStandby, S::Dropped, "drop", kDrop},
     {S::Single, S::Dropped, "drop", kDrop},
+    {S::WaitPrimary, S::Dropped, "drop", kDrop},
+    {S::Primary, S::Dropped, "drop", kDrop},
+    {S::Draining, S::Dropped, "drop", kDrop},
+    {S::Demoted, S::Dropped, "drop", kDrop},
+    {S::WaitStandby, S::Dropped, "drop", kDrop},
     {S::CatchingUp, S::Dropped, "drop", kDrop},
     {S::Secondary, S::Dropped, "drop", kDrop},
+    {S::ReportLsn, S::Dropped, "drop", kDrop},
+    {S::FastForward, S::Dropped, "drop", kDrop},
+    {S::PreparePromotion, S::Dropped, "drop", kDrop},
     {S::WaitMaintenance, S::Dropped, "drop", kDrop},
     {S::Maintenance, S::Dropped, "drop", kDrop},
-    {S::Demoted, S::Dropped, "drop", kDrop},
-    {S::Draining, S::Dropped, "drop", kDrop},
-    {S::ReportLsn, S::Dropped, "drop", kDrop},
     {S::Dropped, S::Dropped, "dropped", kDrop},
 };
 

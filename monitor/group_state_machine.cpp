@@ -35,7 +35,11 @@ bool node_is_lost(const NodeSnapshot& n, const DecisionSettings& s, TimeMs now) 
 bool node_is_failed(const NodeSnapshot& n, const DecisionSettings& s, TimeMs now) {
   if (node_is_lost(n, s, now)) return true;
   bool recent = n.last_report_at && now - *n.last_report_at < s.node_lost_timeout;
-  return recent && !n.pg_running && n.pg_down_since && now - *n.pg_down_since >= s.postgres_restart_timeout;
+  // Postgres that is down counts against a node only where it should be running:
+  // draining, demoted or in maintenance, it is stopped on purpose.
+  bool should_run = !(n.reported && keeps_postgres_stopped(*n.reported));
+  return recent && should_run && !n.pg_running && n.pg_down_since &&
+         now - *n.pg_down_since >= s.postgres_restart_timeout;
 }
 
 namespace {
@@ -135,6 +139,8 @@ class Group {
     return n.goal == S::Secondary && reached(n) && n.replication_quorum && !leaving(n) &&
            !out_of_sync(n, p);
   }
+  // I4: a node with candidate priority 0 is never promoted.
+  static bool may_be_promoted(const NodeSnapshot& n) { return n.candidate_priority > 0; }
   // May be elected if the primary fails: a secondary that is alive. Whether it
   // streams right now does not matter (a dead primary streams to nobody); that
   // it holds the acknowledged writes is what synchronous replication and the
@@ -326,8 +332,10 @@ class Group {
   }
 
   const Election& election() const { return election_; }
+  // A standby that could take part in an election: it holds a copy of the data.
   bool has_following_standby() const {
-    return std::any_of(snap.nodes.begin(), snap.nodes.end(), [](const auto& n) { return is_following_standby(n.goal); });
+    return std::any_of(snap.nodes.begin(), snap.nodes.end(),
+                       [](const auto& n) { return is_following_standby(n.goal) && reached(n); });
   }
 
  private:
@@ -403,16 +411,23 @@ class Group {
       bool target_alive = std::any_of(alive.begin(), alive.end(), [&](auto* n) { return n->id == *snap.switchover->target; });
       if (target_alive) target = snap.switchover->target;
     }
-    for (const auto* r : reporters) {
-      if (r->candidate_priority <= 0 || leaving(*r) || (target && r->id != *target)) continue;
-      if (!e.winner || std::tie(e.winner->timeline, e.winner->lsn, e.winner->candidate_priority) <
-                           std::tie(r->timeline, r->lsn, r->candidate_priority)) {
-        e.winner = r;  // ties on everything: the lower id, first in order, stays
+    // Most WAL wins, then candidate priority; ties on everything: the lower id
+    // (first in order) stays. A node the operator is taking out (maintenance,
+    // drop) wins only when nobody else can: the request waits for a hand-over.
+    auto choose = [&](bool allow_leaving) {
+      for (const auto* r : reporters) {
+        if (!may_be_promoted(*r) || (leaving(*r) && !allow_leaving) || (target && r->id != *target)) continue;
+        if (!e.winner || std::tie(e.winner->timeline, e.winner->lsn, e.winner->candidate_priority) <
+                             std::tie(r->timeline, r->lsn, r->candidate_priority)) {
+          e.winner = r;
+        }
       }
-    }
+    };
+    choose(false);
+    if (!e.winner) choose(true);
     if (!e.winner) {
       e.hopeless = true;
-      e.waiting_for = "no standby that reported may be promoted (candidate priority 0, maintenance or drop)";
+      e.waiting_for = "no standby that reported may be promoted (candidate priority 0)";
     }
     return e;
   }
@@ -445,8 +460,13 @@ const Rule kRules[] = {
     // ---- leaving the group
     {{"drop-requested", {S::Init, S::WaitStandby, S::CatchingUp, S::Secondary, S::WaitMaintenance, S::Maintenance,
                          S::Demoted},
-      S::Dropped, "the operator dropped this node"},
-     [](const Group&, const NodeSnapshot& n) { return n.drop_requested; },
+      S::Dropped, "the operator dropped this node (the last primary only once another node serves)"},
+     [](const Group& g, const NodeSnapshot& n) {
+       // The last primary's synchronous settings tell the election which standbys
+       // hold the acknowledged writes: it stays until a new primary serves.
+       bool needed = g.snap.last_primary == n.id && !g.serving_primary();
+       return n.drop_requested && !needed;
+     },
      [](const Group&, const NodeSnapshot& n) { return fmt::format("{} dropped by the operator", who(n)); }},
     {{"drop-last-node", {S::Single, S::WaitPrimary, S::Primary}, S::Dropped,
       "the operator dropped the only node of the group"},
@@ -546,8 +566,8 @@ const Rule kRules[] = {
     {{"promote", {S::PreparePromotion}, S::WaitPrimary,
       "ready, and every other node provably cannot acknowledge writes (I3)"},
      [](const Group& g, const NodeSnapshot& n) {
-       return Group::reached(n) && g.active(n) && g.election().complete && n.lsn >= g.election().max_lsn &&
-              g.promotion_safe(n, nullptr);
+       bool ready = Group::reached(n) && g.active(n) && g.election().complete && n.lsn >= g.election().max_lsn;
+       return ready && g.promotion_safe(n, nullptr);
      },
      [](const Group& g, const NodeSnapshot& n) {
        std::string old = g.snap.last_primary && g.node(*g.snap.last_primary)
@@ -601,7 +621,7 @@ const Rule kRules[] = {
 
     // ---- the primary's synchronous replication
     {{"last-standby-left", {S::WaitPrimary, S::Primary}, S::Single, "no other node is left in the group"},
-     [](const Group& g, const NodeSnapshot& n) { return !has_other_nodes(g, n); },
+     [](const Group& g, const NodeSnapshot& n) { return Group::reached(n) && !has_other_nodes(g, n); },
      [](const Group&, const NodeSnapshot& n) { return fmt::format("{} is alone in the group", who(n)); }},
     {{"sync-standbys-ready", {S::WaitPrimary}, S::Primary,
       "number_sync_standbys secondaries are in sync (asynchronous: one secondary)"},

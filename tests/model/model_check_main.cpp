@@ -55,7 +55,7 @@ bool events_possible(const World& w, const Limits& limits, const DecisionSetting
 }
 
 std::vector<Successor> successors(const World& w, const Limits& limits, const DecisionSettings& s,
-                                  std::vector<std::pair<std::string, Violations>>& violations) {
+                                  std::vector<std::pair<std::string, Violations>>& violations, Coverage& cov) {
   std::vector<Successor> out;
   auto add = [&](World next, std::string event, bool env, Violations v) {
     replicate(next);
@@ -74,7 +74,7 @@ std::vector<Successor> successors(const World& w, const Limits& limits, const De
     const char* what = "";
     std::optional<World::Hash> last_round;  // the state at the previous round boundary
     for (int steps = 0; steps < 400; ++steps) {
-      what = system_step(n, s, v);
+      what = system_step(n, s, v, &cov);
       check_state(n, v);
       if (!v.empty()) break;
       bool may_interrupt = n.interruptions < limits.interruptions && n.env_events < limits.depth;
@@ -101,7 +101,7 @@ std::vector<Successor> successors(const World& w, const Limits& limits, const De
     for (int after = 1; after <= 4; ++after) {
       World m = w;
       Violations v;
-      if (w.faults < limits.faults && keeper_turn(m, i, s, v, after)) {
+      if (w.faults < limits.faults && keeper_turn(m, i, s, v, after, &cov)) {
         m.phase = static_cast<std::uint8_t>((m.phase + 1) % (m.n + 2));
         m.interruptions++;
         m.faults++;
@@ -191,10 +191,14 @@ std::vector<Successor> successors(const World& w, const Limits& limits, const De
       y.pg.wal.push_back(id);
       replicate(n);
       bool ack = can_acknowledge(n, i);
-      if (ack) n.acked |= static_cast<std::uint8_t>(1u << id);
+      // I2 is a promise about writes acknowledged with synchronous replication on.
+      bool sync = y.pg.sync.k > 0;
+      if (ack && sync) n.acked |= static_cast<std::uint8_t>(1u << id);
       n.writes++;
-      env_add(std::move(n), fmt::format("client writes {} on {}{}", id, node_name(i), ack ? " (acknowledged)" : " (not acknowledged)"),
-          true, {});
+      env_add(std::move(n),
+              fmt::format("client writes {} on {} ({})", id, node_name(i),
+                          !ack ? "not acknowledged" : sync ? "acknowledged" : "acknowledged asynchronously"),
+              true, {});
     }
   }
   {
@@ -254,6 +258,14 @@ std::vector<Successor> successors(const World& w, const Limits& limits, const De
         n.operator_actions++;
         env_add(std::move(n), "operator: disable maintenance on " + node_name(i), true, {});
       }
+      int staying = 0;  // the operator keeps at least one node: an empty group is not a failure
+      for (int j = 0; j < w.n; ++j) staying += j != i && w.nodes[j].rec.present && !w.nodes[j].rec.drop_requested;
+      if (!r.drop_requested && staying > 0 && (!primary || candidate_elsewhere)) {
+        World n = w;
+        n.nodes[i].rec.drop_requested = true;
+        n.operator_actions++;
+        env_add(std::move(n), "operator: drop node " + node_name(i), true, {});
+      }
     }
   }
   return out;
@@ -273,6 +285,7 @@ std::string trace(const std::vector<Visit>& visits, const std::vector<std::strin
 struct Result {
   size_t states = 0;
   bool ok = true;
+  Coverage coverage;
 };
 
 Result explore(const Limits& limits, bool quiet) {
@@ -311,7 +324,7 @@ Result explore(const Limits& limits, bool quiet) {
     }
 
     std::vector<std::pair<std::string, Violations>> violations;
-    auto next = successors(w, limits, settings, violations);
+    auto next = successors(w, limits, settings, violations, result.coverage);
     if (!violations.empty()) {
       const auto& [event, v] = violations.front();
       std::fprintf(stderr, "VIOLATION after:\n%s    %s\n  -> %s\n%s", trace(visits, texts, at).c_str(), event.c_str(),
@@ -397,5 +410,23 @@ int main(int argc, char** argv) {
               limits.nodes, limits.number_sync_standbys, limits.priority_zero_node ? ", last node priority 0" : "",
               limits.depth, limits.faults, limits.writes, limits.operator_actions, limits.interruptions, r.states, secs,
               r.ok ? "no violation" : "VIOLATION (see above)");
+  if (r.ok) {
+    std::vector<std::string> unused_rules, unused_transitions;
+    for (const auto& rule : group_rules()) {
+      if (!r.coverage.rules.count(std::string(rule.name))) unused_rules.push_back(std::string(rule.name));
+    }
+    for (const auto& t : transitions()) {
+      if (!r.coverage.transitions.count({t.from, t.to})) {
+        unused_transitions.push_back(fmt::format("{}->{}", name(t.from), name(t.to)));
+      }
+    }
+    std::printf("coverage: %zu of %zu rules fired, %zu of %zu keeper transitions ran\n",
+                group_rules().size() - unused_rules.size(), group_rules().size(),
+                transitions().size() - unused_transitions.size(), transitions().size());
+    if (!unused_rules.empty()) std::printf("  rules not reached: %s\n", fmt::format("{}", fmt::join(unused_rules, ", ")).c_str());
+    if (!unused_transitions.empty()) {
+      std::printf("  transitions not reached: %s\n", fmt::format("{}", fmt::join(unused_transitions, ", ")).c_str());
+    }
+  }
   return r.ok ? 0 : 1;
 }

@@ -77,7 +77,10 @@ DecisionSettings model_settings(int number_sync_standbys) {
   s.node_lost_timeout = 1500;          // 2 ticks without a report
   s.postgres_restart_timeout = 2500;   // 3 ticks
   s.standby_stream_timeout = 1500;     // 2 ticks
-  s.network_partition_timeout = 2500;  // 3 ticks
+  // Longer than detection plus election, as in production (10 s against ~3 s):
+  // otherwise the old primary would always fence itself before a promotion and
+  // the model could not tell whether the monitor's own proofs (I3) are needed.
+  s.network_partition_timeout = 5500;  // 6 ticks
   s.startup_grace = 1000;              // 1 tick
   s.catchup_lag_bytes = 0;             // LSNs are write counts here: caught up means equal
   return s;
@@ -277,7 +280,7 @@ GroupSnapshot snapshot(const World& w) {
 
 }  // namespace
 
-void monitor_turn(World& w, const DecisionSettings& s, Violations& v) {
+void monitor_turn(World& w, const DecisionSettings& s, Violations& v, Coverage* cov) {
   if (!w.monitor_up) return;
   // Health checks, then the service deletes rows of nodes that confirmed their drop.
   for (int i = 0; i < w.n; ++i) {
@@ -303,6 +306,9 @@ void monitor_turn(World& w, const DecisionSettings& s, Violations& v) {
   } catch (const std::exception& e) {
     v.push_back(std::string("decide() refused: ") + e.what());
     return;
+  }
+  if (cov) {
+    for (const auto& e : d.events) cov->rules.insert(e.rule);
   }
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     auto& r = w.nodes[index_of(g.nodes[k].id)].rec;
@@ -455,7 +461,11 @@ class ModelActions : public NodeActions {
       const auto& o = w_.nodes[j];
       bool reporter = j != i_ && o.rec.present && o.rec.has_report && is_election_state(o.rec.reported) &&
                       is_election_state(o.current) && o.rec.report_age < 2;
-      if (reporter && !is_prefix(o.pg.wal, me.pg.wal)) {
+      // "More WAL" is a newer timeline, or a longer one on the same timeline; an
+      // older diverged branch is not ahead (it is rewound when it follows).
+      auto tl = [](const Pg& p) { return timeline_of(p.wal); };
+      bool ahead = tl(o.pg) > tl(me.pg) || (tl(o.pg) == tl(me.pg) && o.pg.wal.size() > me.pg.wal.size());
+      if (reporter && ahead) {
         v_.push_back(fmt::format("I4: n{} promoted but n{}, which reported, has more WAL", i_ + 1, j + 1));
       }
     }
@@ -473,7 +483,8 @@ GoalMemo goal_from_record(const World& w, int i) {
 
 }  // namespace
 
-bool keeper_turn(World& w, int i, const DecisionSettings& s, Violations& v, std::optional<int> crash_after) {
+bool keeper_turn(World& w, int i, const DecisionSettings& s, Violations& v, std::optional<int> crash_after,
+                 Coverage* cov) {
   auto& x = w.nodes[i];
   if (x.gone || !x.host_up || !x.keeper_alive) return false;
   auto& pg = x.pg;
@@ -523,6 +534,7 @@ bool keeper_turn(World& w, int i, const DecisionSettings& s, Violations& v, std:
     return true;
   }
   if (!plan.transition) return true;
+  if (cov) cov->transitions.insert({plan.transition->from, plan.transition->to});
   if (crash_after && (plan.kind != TurnPlan::Kind::Transition ||
                       *crash_after >= static_cast<int>(plan.transition->actions.size()))) {
     return false;  // nothing to interrupt
@@ -568,7 +580,7 @@ void tick(World& w) {
   w.monitor_age = bump(w.monitor_age);
   for (int i = 0; i < w.n; ++i) {
     auto& x = w.nodes[i];
-    x.alone_age = bump(x.alone_age);
+    x.alone_age = static_cast<std::uint8_t>(std::min<int>(x.alone_age + 1, kAloneCap));
     auto& r = x.rec;
     r.report_age = bump(r.report_age);
     r.pg_down_age = bump(r.pg_down_age);
@@ -592,16 +604,16 @@ void rebase_versions(World& w) {
   }
 }
 
-const char* system_step(World& w, const DecisionSettings& s, Violations& v) {
+const char* system_step(World& w, const DecisionSettings& s, Violations& v, Coverage* cov) {
   static const char* const keeper_turns[] = {"keeper n1 turn", "keeper n2 turn", "keeper n3 turn"};
   static const char* const keeper_idle[] = {"(keeper n1 not running)", "(keeper n2 not running)", "(keeper n3 not running)"};
   const char* what;
   if (w.phase == 0) {
-    monitor_turn(w, s, v);
+    monitor_turn(w, s, v, cov);
     what = w.monitor_up ? "monitor decides" : "(monitor down)";
   } else if (w.phase <= w.n) {
     int i = w.phase - 1;
-    what = keeper_turn(w, i, s, v) ? keeper_turns[i] : keeper_idle[i];
+    what = keeper_turn(w, i, s, v, {}, cov) ? keeper_turns[i] : keeper_idle[i];
   } else {
     tick(w);
     what = "1 s passes";

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <set>
 #include <unordered_set>
 #include <vector>
 
@@ -17,7 +18,8 @@
 namespace pgf::model {
 
 constexpr int kMaxNodes = 3;
-constexpr std::uint8_t kAgeCap = 4;  // ages beyond every timeout are all "long ago"
+constexpr std::uint8_t kAgeCap = 4;    // ages beyond every monitor timeout are all "long ago"
+constexpr std::uint8_t kAloneCap = 7;  // the keeper's fence timer counts further (network_partition_timeout)
 constexpr std::uint8_t kNever = 0xff;
 
 // synchronous_standby_names, compactly: ANY k of the nodes in `mask`.
@@ -146,13 +148,20 @@ World initial_world(const Limits& limits);
 // Everything that went wrong on a step; empty when the step is fine.
 using Violations = std::vector<std::string>;
 
+// Which rules fired and which keeper transitions ran, over the whole search.
+struct Coverage {
+  std::set<std::string> rules;
+  std::set<std::pair<NodeState, NodeState>> transitions;
+};
+
 // The system's own steps.
-void monitor_turn(World& w, const DecisionSettings& s, Violations& v);
+void monitor_turn(World& w, const DecisionSettings& s, Violations& v, Coverage* cov = nullptr);
 // crash_after: the keeper dies after this many actions of its transition (none: it completes).
-bool keeper_turn(World& w, int i, const DecisionSettings& s, Violations& v, std::optional<int> crash_after = {});
+bool keeper_turn(World& w, int i, const DecisionSettings& s, Violations& v, std::optional<int> crash_after = {},
+                 Coverage* cov = nullptr);
 void tick(World& w);
 // The next step of the schedule; returns what it was, for traces.
-const char* system_step(World& w, const DecisionSettings& s, Violations& v);
+const char* system_step(World& w, const DecisionSettings& s, Violations& v, Coverage* cov = nullptr);
 // At a round boundary, and one more round changes nothing: the system is at rest.
 bool at_rest(const World& w, const DecisionSettings& s);
 
