@@ -158,11 +158,11 @@ bool LocalPostgres::accepts_connections() const {
   return PQping(conninfo.c_str()) == PQPING_OK;
 }
 
-ChildProcess LocalPostgres::start(const fs::path& log_file, std::chrono::milliseconds timeout) const {
+ChildProcess LocalPostgres::spawn(const fs::path& log_file) const {
   refuse_root("start Postgres");
   if (auto pid = running_pid()) throw Error("Postgres is already running on {} (pid {})", pgdata_.string(), *pid);
   log_.info("starting Postgres on {} (port {})", pgdata_.string(), port_);
-  ChildProcess child = ChildProcess::spawn({
+  return ChildProcess::spawn({
       .argv = {bins_.tool("postgres"), "-D", pgdata_.string(), "-p", std::to_string(port_), "-c",
                "unix_socket_directories=" + socket_dir_.string()},
       .stdout_path = log_file.string(),
@@ -172,6 +172,10 @@ ChildProcess LocalPostgres::start(const fs::path& log_file, std::chrono::millise
       // keeper being alive (see docs/state-machine.md, I3), availability does not suffer.
       .new_process_group = true,
   });
+}
+
+ChildProcess LocalPostgres::start(const fs::path& log_file, std::chrono::milliseconds timeout) const {
+  ChildProcess child = spawn(log_file);
   auto deadline = steady_ms() + timeout.count();
   while (steady_ms() < deadline) {
     if (!child.running()) {

@@ -66,6 +66,9 @@ class LocalPostgres {
   // Starts `postgres -D` as a child that stops (fast shutdown) if we die, and
   // waits until it accepts connections. Refuses to run as root.
   ChildProcess start(const fs::path& log_file, std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
+  // The same start without waiting: the caller watches accepts_connections()
+  // (crash recovery of a large cluster may take longer than any timeout).
+  ChildProcess spawn(const fs::path& log_file) const;
   // Signals the postmaster (ours or not) and waits until it is gone.
   void stop(StopMode mode = StopMode::Fast, std::chrono::milliseconds timeout = std::chrono::seconds(60)) const;
   void reload() const;

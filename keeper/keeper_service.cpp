@@ -8,8 +8,12 @@
 #include <signal.h>
 
 #include <algorithm>
+#include <atomic>
+#include <condition_variable>
 #include <cstdlib>
+#include <mutex>
 #include <optional>
+#include <thread>
 
 #include "common/clock.h"
 #include "common/config_file.h"
@@ -79,6 +83,89 @@ class FaultInjection : public NodeActions {
   std::optional<Action> kill_after_;
 };
 
+// Reports while the loop is busy in one long action (a base backup, pg_rewind,
+// a checkpoint of a large cluster, a slow shutdown), so the monitor does not
+// take a keeper that is working for a lost node. It repeats the facts of the
+// turn's report (Postgres down stays down: the monitor's restart timeout
+// still counts) and never acts on the answer. Its own monitor connection.
+class Heartbeat {
+ public:
+  Heartbeat(const std::string& uri, const Logger& log, NodeId id)
+      : monitor_(uri, log.child("heartbeat")), log_(log), id_(id), thread_([this] { loop(); }) {}
+  ~Heartbeat() {
+    {
+      std::lock_guard lk(mutex_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  Heartbeat(const Heartbeat&) = delete;
+  Heartbeat& operator=(const Heartbeat&) = delete;
+
+  // The loop starts acting on a turn whose report was `r`.
+  void busy(const NodeReport& r, std::int64_t period_ms) {
+    std::lock_guard lk(mutex_);
+    report_ = r;
+    period_ms_ = period_ms;
+    busy_since_ = steady_ms();
+    busy_ = true;
+  }
+  void idle() {
+    std::lock_guard lk(mutex_);
+    busy_ = false;
+  }
+  std::int64_t last_contact_ms() const { return last_contact_ms_.load(); }
+
+ private:
+  void loop() {
+    std::unique_lock lk(mutex_);
+    std::int64_t last_sent = 0;
+    while (!stop_) {
+      cv_.wait_for(lk, std::chrono::milliseconds(100));
+      if (stop_) break;
+      auto now = steady_ms();
+      if (!busy_ || now - busy_since_ < period_ms_ || now - last_sent < period_ms_) continue;
+      NodeReport r = report_;
+      lk.unlock();
+      try {
+        monitor_.node_active(id_, r);
+        monitor_.take_goal_change();  // never read here: do not let them pile up
+        last_contact_ms_ = wall_ms();
+      } catch (const std::exception& e) {
+        log_.debug("heartbeat: {}", e.what());
+      }
+      lk.lock();
+      last_sent = steady_ms();
+    }
+  }
+
+  MonitorClient monitor_;
+  Logger log_;
+  NodeId id_;
+  std::mutex mutex_;
+  std::condition_variable cv_;
+  NodeReport report_;
+  bool busy_ = false;
+  bool stop_ = false;
+  std::int64_t busy_since_ = 0;
+  std::int64_t period_ms_ = 1000;
+  std::atomic<std::int64_t> last_contact_ms_{0};
+  std::thread thread_;  // last: starts once everything above is initialised
+};
+
+// Marks the loop busy for the heartbeat while in scope.
+class BusyScope {
+ public:
+  BusyScope(Heartbeat& h, const NodeReport& r, std::int64_t period_ms) : h_(h) { h_.busy(r, period_ms); }
+  ~BusyScope() { h_.idle(); }
+  BusyScope(const BusyScope&) = delete;
+  BusyScope& operator=(const BusyScope&) = delete;
+
+ private:
+  Heartbeat& h_;
+};
+
 class KeeperLoop {
  public:
   KeeperLoop(const InstancePaths& paths, const KeeperConfig& cfg, KeeperState& state, LogSink& sink,
@@ -89,7 +176,8 @@ class KeeperLoop {
         signals_(signals),
         monitor_(cfg.monitor_uri, log_.child("monitor")),
         node_(postgres_node_options(cfg, paths), state, log_.child("node")),
-        actions_(node_, log_) {
+        actions_(node_, log_),
+        heartbeat_(cfg.monitor_uri, log_, state.record().node_id) {
     const auto& r = state_.record();
     last_contact_ms_ = r.last_monitor_contact_ms;
     last_standby_seen_ms_ = r.last_standby_seen_ms;
@@ -143,6 +231,8 @@ class KeeperLoop {
     rep.replication_json = facts.replication_json;
     rep.system_identifier = facts.system_identifier;
 
+    log_replication_change(facts);
+
     std::optional<Assignment> fresh;
     try {
       fresh = monitor_.node_active(state_.record().node_id, rep);
@@ -164,6 +254,7 @@ class KeeperLoop {
     KeeperTurnFacts tf;
     if (fresh) tf.fresh_goal = fresh->goal.state;
     tf.now_ms = wall_ms();
+    last_contact_ms_ = std::max(last_contact_ms_, heartbeat_.last_contact_ms());
     tf.last_monitor_contact_ms = last_contact_ms_;
     tf.last_standby_seen_ms = last_standby_seen_ms_;
     tf.network_partition_timeout_ms = partition_timeout_ms_;
@@ -195,6 +286,7 @@ class KeeperLoop {
         return period_ms();
       case TurnPlan::Kind::Steady:
         try {
+          BusyScope busy(heartbeat_, rep, period_ms());
           run_transition(*plan.transition, actions_, goal);
           action_errors_.reset();
         } catch (const std::exception& e) {
@@ -204,8 +296,10 @@ class KeeperLoop {
         }
         return period_ms();
       case TurnPlan::Kind::Fence:
-      case TurnPlan::Kind::Transition:
+      case TurnPlan::Kind::Transition: {
+        BusyScope busy(heartbeat_, rep, period_ms());
         return transition(plan, goal, current);
+      }
     }
     return period_ms();
   }
@@ -240,11 +334,31 @@ class KeeperLoop {
       }
       return period_ms();
     }
-    if (p == Progress::Waiting) return 100;
+    // Waiting (replay, WAL to fetch, a start): look again soon, less often
+    // once it has taken a while.
+    if (p == Progress::Waiting) return steady_ms() - started_ms_ < 2000 ? 100 : 500;
     state_.finish_transition(plan.next_state, wall_ms());
     log_.info("reached state {} in {:.2f} s", name(plan.next_state), (steady_ms() - started_ms_) / 1000.0);
     announced_.reset();
     return 0;  // report the new state at once
+  }
+
+  // One line when what this node streams from changes (not on every turn).
+  void log_replication_change(const NodeFacts& f) {
+    std::string now;
+    if (!f.pg_running) {
+      now = "Postgres is not running";
+    } else if (!f.in_recovery) {
+      now = "";
+    } else if (f.upstream) {
+      now = fmt::format("{} from node {}", f.streaming ? "streaming" : "not streaming", *f.upstream);
+    } else {
+      now = "standby without an upstream";
+    }
+    if (now != last_replication_) {
+      if (!now.empty()) log_.info("{}", now);
+      last_replication_ = now;
+    }
   }
 
   std::vector<Peer> known_peers() const { return assignment_ ? assignment_->goal.peers : std::vector<Peer>{}; }
@@ -334,12 +448,14 @@ class KeeperLoop {
   MonitorClient monitor_;
   PostgresNode node_;
   FaultInjection actions_;
+  Heartbeat heartbeat_;
   std::optional<Assignment> assignment_;
   std::int64_t last_contact_ms_ = 0;
   std::int64_t persisted_contact_ms_ = 0;
   std::int64_t last_standby_seen_ms_ = 0;
   std::int64_t partition_timeout_ms_ = 10000;
   std::int64_t poll_ms_ = 1000;
+  std::string last_replication_ = "-";
   bool dropped_reported_ = false;
   int dropped_turns_left_ = 10;
   std::optional<std::pair<NodeState, NodeState>> announced_;

@@ -99,12 +99,38 @@ void PostgresNode::supervise() {
   forget_connection();
 }
 
-void PostgresNode::start_postgres() {
-  if (running()) return;
-  if (!pg_.initialized()) throw Error("cannot start Postgres: {} holds no data directory", opt_.pgdata.string());
-  forget_connection();
-  postmaster_ = pg_.start(opt_.postgres_log);
+bool PostgresNode::ours_listening() const {
+  std::error_code ec;
+  return fs::exists(opt_.socket_dir / (".s.PGSQL." + std::to_string(opt_.port)), ec);
 }
+
+bool PostgresNode::ensure_running() {
+  if (!running()) {
+    if (!pg_.initialized()) throw Error("cannot start Postgres: {} holds no data directory", opt_.pgdata.string());
+    forget_connection();
+    postmaster_ = pg_.spawn(opt_.postgres_log);
+    reload_needed_ = false;  // it reads its configuration files now
+  }
+  // Wait a little inline (a start takes well under a second); longer, such as
+  // crash recovery of a large cluster, is waited for on the next turns.
+  auto deadline = steady_ms() + 5000;
+  while (true) {
+    if (pg_.accepts_connections()) return true;
+    if (postmaster_.valid() && !postmaster_.running()) {
+      auto st = postmaster_.exit_status();
+      postmaster_ = ChildProcess();
+      std::string tail = read_file_if_exists(opt_.postgres_log).value_or("");
+      tail = tail.substr(tail.size() > 600 ? tail.size() - 600 : 0);
+      std::replace(tail.begin(), tail.end(), '\n', ' ');
+      throw Error("Postgres on {} exited during start ({}); end of {}: {}", opt_.pgdata.string(),
+                  st ? st->describe() : "unknown status", opt_.postgres_log.string(), tail);
+    }
+    if (steady_ms() >= deadline) return false;
+    std::this_thread::sleep_for(20ms);
+  }
+}
+
+bool PostgresNode::ready() { return running() && ensure_running(); }
 
 void PostgresNode::stop_postgres() {
   forget_connection();
@@ -118,7 +144,7 @@ void PostgresNode::stop_postgres() {
 void PostgresNode::restart_postgres() {
   log_.info("restarting Postgres: a changed setting needs a restart");
   stop_postgres();
-  start_postgres();
+  ensure_running();
 }
 
 void PostgresNode::release_postgres() {
@@ -197,8 +223,12 @@ void PostgresNode::reload_and_wait() {
 }
 
 void PostgresNode::apply_changes(bool changed) {
-  if (!changed || !running()) return;
+  // Remembered until a reload went through: a write whose reload failed (the
+  // server was restarting) must not look applied on the next try.
+  if (changed) reload_needed_ = true;
+  if (!reload_needed_ || !running()) return;
   reload_and_wait();
+  reload_needed_ = false;
   auto pending = local().exec("SELECT string_agg(name, ', ') AS names FROM pg_settings WHERE pending_restart");
   if (auto names = pending.opt_str(0, "names")) {
     log_.info("settings {} need a restart", *names);
@@ -357,25 +387,28 @@ Progress PostgresNode::run(Action action, const Goal& in) {
   } restore{goal_fresh_, fresh};
   try {
     switch (action) {
-      case Action::InitPrimary: init_primary(goal); return Progress::Done;
+      case Action::InitPrimary: return init_primary(goal);
       case Action::InitStandby: init_standby(goal); return Progress::Done;
       case Action::StartPostgres:
-        if (!running()) {
-          write_settings({});
-          start_postgres();
-        }
-        return Progress::Done;
+        if (!running()) write_settings({});
+        return ensure_running() ? Progress::Done : Progress::Waiting;
       case Action::StopPostgres: stop_postgres(); return Progress::Done;
       case Action::EnterStandbyMode: enter_standby_mode(); return Progress::Done;
       case Action::StopReplication: return stop_replication();
       case Action::WaitForReplay: return wait_for_replay();
-      case Action::RewindIfNeeded: rewind_if_needed(goal); return Progress::Done;
-      case Action::FollowUpstream: follow_upstream(goal); return Progress::Done;
+      case Action::RewindIfNeeded: return rewind_if_needed(goal);
+      case Action::FollowUpstream: return follow_upstream(goal);
       case Action::FastForward: return fast_forward(goal);
-      case Action::Promote: promote(); return Progress::Done;
-      case Action::Checkpoint: local().exec("CHECKPOINT"); return Progress::Done;
-      case Action::EnsureReplicationAccess: ensure_replication_access(goal); return Progress::Done;
-      case Action::ApplySyncConfig: apply_sync_config(goal); return Progress::Done;
+      case Action::Promote: return promote();
+      case Action::Checkpoint:
+        if (!ready()) return Progress::Waiting;
+        local().exec("CHECKPOINT");
+        return Progress::Done;
+      case Action::EnsureReplicationAccess: return ensure_replication_access(goal);
+      case Action::ApplySyncConfig:
+        if (running() && !ensure_running()) return Progress::Waiting;
+        apply_sync_config(goal);
+        return Progress::Done;
       case Action::Drop: drop(); return Progress::Done;
     }
   } catch (const PgConnectError& e) {
@@ -387,7 +420,7 @@ Progress PostgresNode::run(Action action, const Goal& in) {
   throw Error("unknown action {}", static_cast<int>(action));
 }
 
-void PostgresNode::init_primary(const Goal& g) {
+Progress PostgresNode::init_primary(const Goal& g) {
   if (!pg_.initialized()) {
     if (!dir_is_empty_or_missing(opt_.pgdata)) {
       throw Error("{} is not empty but holds no Postgres data directory (no PG_VERSION): refusing to initdb over it",
@@ -407,28 +440,16 @@ void PostgresNode::init_primary(const Goal& g) {
   }
   bool changed = write_settings({{kPrimaryConninfo, ""}, {kPrimarySlot, ""}, {kSyncNames, g.sync.to_guc()}});
   changed = write_hba(g.peers) || changed;
-  if (running()) {
-    bool reachable = false;
-    try {
-      local();
-      reachable = true;
-    } catch (const Error&) {
-    }
-    if (!reachable) {
-      // Started by someone else (its own port, socket directory and settings):
-      // stop it cleanly and run it under our supervision with our settings.
-      log_.info("Postgres runs on {} but not as configured here: restarting it under the keeper",
-                opt_.pgdata.string());
-      stop_postgres();
-      start_postgres();
-    } else {
-      // Ours (a previous keeper started it on our socket): reload, and restart
-      // only if a setting that needs it changed.
-      apply_changes(changed || !postmaster_.valid());
-    }
-  } else {
-    start_postgres();
+  if (running() && !ours_listening()) {
+    // Started by someone else (its own port, socket directory and settings):
+    // stop it cleanly and run it under our supervision with our settings.
+    log_.info("Postgres runs on {} but not as configured here: restarting it under the keeper", opt_.pgdata.string());
+    stop_postgres();
   }
+  if (!ensure_running()) return Progress::Waiting;
+  // Reload, and restart only if a setting that needs it changed.
+  apply_changes(changed);
+  if (!ensure_running()) return Progress::Waiting;
   if (in_recovery()) {
     throw Error("Postgres on {} is in recovery: a standby cannot be adopted as the primary", opt_.pgdata.string());
   }
@@ -440,6 +461,7 @@ void PostgresNode::init_primary(const Goal& g) {
       c.exec("CREATE DATABASE " + sql_identifier(opt_.dbname));
     }
   }
+  return Progress::Done;
 }
 
 bool PostgresNode::discard_partial_base_backup() {
@@ -498,7 +520,7 @@ void PostgresNode::enter_standby_mode() {
 
 Progress PostgresNode::stop_replication() {
   bool changed = write_settings({{kPrimaryConninfo, ""}, {kPrimarySlot, ""}});
-  if (!running()) return Progress::Waiting;
+  if (!ready()) return Progress::Waiting;
   apply_changes(changed);
   if (in_recovery()) {
     auto receivers = local().query_value("SELECT count(*) FROM pg_stat_wal_receiver WHERE pid IS NOT NULL");
@@ -510,7 +532,7 @@ Progress PostgresNode::stop_replication() {
 }
 
 Progress PostgresNode::wait_for_replay() {
-  if (!running()) return Progress::Waiting;
+  if (!ready()) return Progress::Waiting;
   auto r = local().exec(
       "SELECT pg_is_in_recovery() AS rec, pg_last_wal_receive_lsn()::text AS receive, "
       "pg_last_wal_replay_lsn()::text AS replay");
@@ -532,15 +554,16 @@ Progress PostgresNode::wait_for_replay() {
   return Progress::Waiting;
 }
 
-void PostgresNode::rewind_if_needed(const Goal& g) {
+Progress PostgresNode::rewind_if_needed(const Goal& g) {
   if (!g.upstream) throw Error("the monitor assigned no upstream to rejoin");
   const Peer& up = *g.upstream;
   std::string key = upstream_conninfo(up);
   if (discard_partial_base_backup() || !pg_.initialized()) {
     base_backup(up);
-    return;
+    return Progress::Done;
   }
-  if (rewind_checked_for_ == key) return;
+  if (rewind_checked_for_ == key) return Progress::Done;
+  if (running() && !ensure_running()) return Progress::Waiting;
 
   // The upstream's timeline and its history; the CHECKPOINT puts the new
   // timeline in its control file, which pg_rewind reads (else it says "no
@@ -614,6 +637,7 @@ void PostgresNode::rewind_if_needed(const Goal& g) {
     system_identifier_.reset();
   }
   rewind_checked_for_ = key;
+  return Progress::Done;
 }
 
 void PostgresNode::configure_standby(const Peer& up, bool use_slot) {
@@ -623,22 +647,20 @@ void PostgresNode::configure_standby(const Peer& up, bool use_slot) {
                   {kSyncNames, ""}});
 }
 
-void PostgresNode::follow_upstream(const Goal& g) {
+Progress PostgresNode::follow_upstream(const Goal& g) {
   if (!g.upstream) {
     // No assignment known (monitor unreachable since the keeper started):
     // keep streaming from what is configured.
-    if (!running()) {
-      write_settings({});
-      start_postgres();
-    }
-    return;
+    if (!running()) write_settings({});
+    return ensure_running() ? Progress::Done : Progress::Waiting;
   }
   const Peer& up = *g.upstream;
   std::string ci = upstream_conninfo(up);
   if (state_.record().upstream_conninfo != ci && rewind_checked_for_ != ci) {
     // A new upstream: our WAL must not have gone past its timeline fork.
-    rewind_if_needed(g);
+    if (rewind_if_needed(g) == Progress::Waiting) return Progress::Waiting;
   }
+  if (running() && !ensure_running()) return Progress::Waiting;
   if (running() && !in_recovery()) {
     log_.info("Postgres runs as a primary but is to follow {}: restarting it as a standby", up.name);
     stop_postgres();
@@ -649,8 +671,9 @@ void PostgresNode::follow_upstream(const Goal& g) {
   if (running()) {
     apply_changes(changed);
   } else {
-    start_postgres();
+    reload_needed_ = false;
   }
+  if (!ensure_running()) return Progress::Waiting;
   if (state_.record().upstream_id != up.id || state_.record().upstream_conninfo != ci) {
     state_.set_upstream(up.id, ci);
     // Slots copied from a former primary's life hold WAL back on a standby.
@@ -663,16 +686,15 @@ void PostgresNode::follow_upstream(const Goal& g) {
       log_.warn("cannot drop old replication slots: {}", e.what());
     }
   }
+  return Progress::Done;
 }
 
 Progress PostgresNode::fast_forward(const Goal& g) {
   if (!g.upstream) throw Error("the monitor assigned no node to fetch WAL from");
   if (!g.target_lsn) throw Error("the monitor assigned no target LSN");
   const Peer& up = *g.upstream;
-  if (!running()) {
-    write_settings({});
-    start_postgres();
-  }
+  if (!running()) write_settings({});
+  if (!ensure_running()) return Progress::Waiting;
   if (!in_recovery()) throw Error("Postgres is not a standby: cannot fetch WAL from {}", up.name);
   std::string ci = upstream_conninfo(up);
   // No slot: the most advanced standby has none for us, and this is brief.
@@ -693,29 +715,33 @@ Progress PostgresNode::fast_forward(const Goal& g) {
   return Progress::Waiting;
 }
 
-void PostgresNode::promote() {
+Progress PostgresNode::promote() {
   if (running()) {
+    if (!ensure_running()) return Progress::Waiting;
     if (in_recovery()) {
       log_.info("promoting Postgres");
-      auto ok = local().query_value("SELECT pg_promote(true, 60)");
-      if (ok.value_or("f") != "t") throw Error("Postgres did not finish its promotion within 60 s");
+      // Waits up to 5 s here; a longer promotion is waited for on the next turns.
+      auto ok = local().query_value("SELECT pg_promote(true, 5)");
+      if (ok.value_or("f") != "t") return Progress::Waiting;
     }
     bool changed = write_settings({{kPrimaryConninfo, ""}, {kPrimarySlot, ""}});
     apply_changes(changed);
   } else {
     remove_signal_files();
     write_settings({{kPrimaryConninfo, ""}, {kPrimarySlot, ""}});
-    start_postgres();
+    if (!ensure_running()) return Progress::Waiting;
     if (in_recovery()) throw Error("Postgres started in recovery although standby.signal was removed");
   }
   state_.set_upstream(std::nullopt, "");
   rewind_checked_for_.clear();
+  return Progress::Done;
 }
 
-void PostgresNode::ensure_replication_access(const Goal& g) {
+Progress PostgresNode::ensure_replication_access(const Goal& g) {
   if (!running()) throw Error("Postgres is not running");
+  if (!ensure_running()) return Progress::Waiting;
   if (goal_fresh_) apply_changes(write_hba(g.peers));
-  if (in_recovery()) return;
+  if (in_recovery()) return Progress::Done;
   auto& c = local();
   if (!roles_ensured_) {
     c.exec(fmt::format(R"sql(
@@ -754,7 +780,7 @@ void PostgresNode::ensure_replication_access(const Goal& g) {
       c.exec("SELECT pg_create_physical_replication_slot($1, true)", {param(want)});
     }
   }
-  if (!goal_fresh_) return;
+  if (!goal_fresh_) return Progress::Done;
   for (const auto& [slot, active] : existing) {
     auto id = node_id_from_application_name(slot);
     bool peer = id && std::any_of(g.peers.begin(), g.peers.end(), [&](const Peer& p) { return p.id == *id; });
@@ -766,6 +792,7 @@ void PostgresNode::ensure_replication_access(const Goal& g) {
     log_.info("dropping replication slot {}: its node left the group", slot);
     c.exec("SELECT pg_drop_replication_slot($1)", {param(slot)});
   }
+  return Progress::Done;
 }
 
 void PostgresNode::apply_sync_config(const Goal& g) {

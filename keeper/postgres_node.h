@@ -86,7 +86,14 @@ class PostgresNode : public NodeActions {
   void forget_connection() { conn_.close(); }
   bool in_recovery();
 
-  void start_postgres();
+  // Starts Postgres if it is not running and waits a few seconds for it to
+  // accept connections: false if it is still starting (crash recovery, say);
+  // throws with the end of its log if it exited.
+  bool ensure_running();
+  // Running and accepting connections (started by us or not).
+  bool ready();
+  // A postmaster listens on our socket: we (or a keeper before us) started it.
+  bool ours_listening() const;
   void restart_postgres();
   // Rewrites postgresql.pgfailover.conf: our fixed settings, plus the role
   // settings (primary_conninfo, primary_slot_name, synchronous_standby_names)
@@ -100,19 +107,19 @@ class PostgresNode : public NodeActions {
   void write_standby_signal();
   void remove_signal_files();
 
-  void init_primary(const Goal& g);
+  Progress init_primary(const Goal& g);
   void init_standby(const Goal& g);
   void base_backup(const Peer& upstream);
   bool discard_partial_base_backup();
   void enter_standby_mode();
   Progress stop_replication();
   Progress wait_for_replay();
-  void rewind_if_needed(const Goal& g);
+  Progress rewind_if_needed(const Goal& g);
   void configure_standby(const Peer& upstream, bool use_slot);
-  void follow_upstream(const Goal& g);
+  Progress follow_upstream(const Goal& g);
   Progress fast_forward(const Goal& g);
-  void promote();
-  void ensure_replication_access(const Goal& g);
+  Progress promote();
+  Progress ensure_replication_access(const Goal& g);
   void apply_sync_config(const Goal& g);
   void drop();
 
@@ -124,6 +131,7 @@ class PostgresNode : public NodeActions {
   PgConnection conn_;
   bool goal_fresh_ = true;
   bool roles_ensured_ = false;
+  bool reload_needed_ = true;  // first reload of a keeper's life is unconditional
   bool dropped_ = false;
   std::string rewind_checked_for_;  // the upstream conninfo divergence was last checked against
   // WaitForReplay / FastForward: replay that stops moving short of the

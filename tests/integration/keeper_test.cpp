@@ -409,6 +409,32 @@ void form_pair(const MonitorNode& m, KeeperNode& p, KeeperNode& s) {
   wait_states(m, {{p.name, "primary"}, {s.name, "secondary"}}, 60s, {&p, &s});
 }
 
+// A standby that stops receiving WAL while it still looks like a streaming
+// secondary to its keeper and the monitor: its walreceiver is frozen (SIGSTOP),
+// so commits are acknowledged by the other standbys only. lose_unreceived()
+// kills the walreceiver, which drops what sits in its socket (Postgres
+// restarts its processes and recovers from its own WAL).
+struct LaggingStandby {
+  int receiver;
+  bool killed = false;
+  explicit LaggingStandby(const KeeperNode& n) : receiver(std::stoi(n.value("SELECT pid FROM pg_stat_wal_receiver"))) {
+    REQUIRE(::kill(receiver, SIGSTOP) == 0);
+    wait_until(
+        [&] {
+          auto stat = read_file("/proc/" + std::to_string(receiver) + "/stat");
+          return stat[stat.rfind(')') + 2] == 'T';
+        },
+        5s, n.name + "'s walreceiver stopped");
+  }
+  void lose_unreceived() {
+    ::kill(receiver, SIGKILL);
+    killed = true;
+  }
+  ~LaggingStandby() {
+    if (!killed) ::kill(receiver, SIGCONT);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("e2e: primary and streaming secondary; kill -9 of the postmaster alone is restarted, no failover",
@@ -460,8 +486,14 @@ TEST_CASE("e2e: an existing data directory with a table is adopted as primary an
     c.exec("INSERT INTO users VALUES ('alice')");
     child.release();
   }
-  form_pair(m, a, b);
+  a.create(m, {"--dbname", "keycloak"});
+  a.start();
+  wait_states(m, {{"a", "single"}}, 60s, {&a});
+  b.create(m);
+  b.start();
+  wait_states(m, {{"a", "primary"}, {"b", "secondary"}}, 60s, {&a, &b});
   REQUIRE(a.value("SELECT name FROM users") == "alice");
+  b.eventually("SELECT count(*) FROM pg_database WHERE datname = 'keycloak'", "1");
   b.eventually("SELECT name FROM users", "alice");
   a.sql().exec("INSERT INTO users VALUES ('bob')");
   b.eventually("SELECT string_agg(name, ',' ORDER BY name) FROM users", "alice,bob");
@@ -507,27 +539,13 @@ TEST_CASE("e2e: three nodes, primary lost: the most advanced standby is promoted
   a.sql().exec("CREATE TABLE t (x int)");
   wait_until([&] { return c.value("SELECT count(*) FROM pg_class WHERE relname = 't'") == "1"; }, 10s, "t on c");
 
-  // c stops receiving WAL for a moment (its keeper frozen so it does not
-  // repair that): the next commit is acknowledged by b alone.
-  int keeper_c = c.service->pid();
-  REQUIRE(::kill(keeper_c, SIGSTOP) == 0);
-  struct Thaw {
-    int pid;
-    ~Thaw() { ::kill(pid, SIGCONT); }
-  } thaw{keeper_c};
-  auto conf = c.pgdata / "postgresql.pgfailover.conf";
-  auto text = read_file(conf);
-  auto at = text.find("primary_conninfo = ");
-  REQUIRE(at != std::string::npos);
-  text.replace(at, text.find('\n', at) - at, "primary_conninfo = ''");
-  write_file_atomic(conf, text, 0600);
-  c.sql().exec("SELECT pg_reload_conf()");
-  wait_until([&] { return c.value("SELECT count(*) FROM pg_stat_wal_receiver") == "0"; }, 10s, "c not streaming");
+  // c stops receiving WAL: the next commit is acknowledged by b alone.
+  LaggingStandby lagging(c);
   a.sql().exec("INSERT INTO t VALUES (1)");
   b.eventually("SELECT count(*) FROM t", "1");
   REQUIRE(c.value("SELECT count(*) FROM t") == "0");
   a.service->kill9_with_postgres();
-  ::kill(keeper_c, SIGCONT);
+  lagging.lose_unreceived();
 
   wait_states(m, {{"b", "wait_primary"}}, 30s, {&b, &c});
   wait_states(m, {{"b", "primary"}, {"c", "secondary"}}, 60s, {&b, &c});
@@ -683,4 +701,32 @@ TEST_CASE("e2e: a primary alone fences itself, and resumes when the monitor says
       },
       60s, "a resuming as the primary");
   a.sql().exec("CREATE TABLE after_fence (x int)");
+}
+
+TEST_CASE("e2e: the elected standby fetches the WAL it misses from a more advanced one (fast_forward)", "[keeper][e2e]") {
+  TestDir dir("keeper-e2e-ff");
+  MonitorNode m(dir);
+  KeeperNode a(dir, "a"), b(dir, "b"), c(dir, "c");
+  a.create(m);
+  a.start();
+  wait_states(m, {{"a", "single"}}, 60s, {&a});
+  b.create(m, {"--candidate-priority", "0"});  // may hold WAL, never promoted
+  b.start();
+  c.create(m);
+  c.start();
+  wait_states(m, {{"a", "primary"}, {"b", "secondary"}, {"c", "secondary"}}, 60s, {&a, &b, &c});
+  a.sql().exec("CREATE TABLE t (x int)");
+  c.eventually("SELECT count(*) FROM pg_class WHERE relname = 't'", "1");
+
+  LaggingStandby lagging(c);
+  a.sql().exec("INSERT INTO t VALUES (1)");  // only b has it
+  b.eventually("SELECT count(*) FROM t", "1");
+  a.service->kill9_with_postgres();
+  lagging.lose_unreceived();
+
+  wait_states(m, {{"c", "primary"}, {"b", "secondary"}}, 60s, {&b, &c});
+  REQUIRE(c.log().find("report_lsn -> fast_forward") != std::string::npos);
+  c.eventually("SELECT count(*) FROM t", "1");  // fetched from b before the promotion
+  c.sql().exec("INSERT INTO t VALUES (2)");
+  b.eventually("SELECT count(*) FROM t", "2");
 }
