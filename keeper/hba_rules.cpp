@@ -51,7 +51,8 @@ std::string render_hba_block(const HbaAccess& access) {
     out += fmt::format("local all {} peer # keeper\n", access.local_user);
   }
   auto peers = access.peers;
-  std::sort(peers.begin(), peers.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
+  // By node id; the addresses of one node keep their order.
+  std::stable_sort(peers.begin(), peers.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
   for (const auto& p : peers) {
     auto addr = hba_address(p.host);
     // Streaming and base backups; the postgres database for pg_rewind's source

@@ -1,5 +1,9 @@
 #include "keeper/postgres_node.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <charconv>
 #include <fmt/format.h>
@@ -197,10 +201,44 @@ bool PostgresNode::write_settings(const std::map<std::string, std::string>& role
   return true;
 }
 
+std::vector<std::string> PostgresNode::hba_hosts(const std::string& host) {
+  in6_addr buf{};
+  if (inet_pton(AF_INET, host.c_str(), &buf) == 1 || inet_pton(AF_INET6, host.c_str(), &buf) == 1) return {host};
+  // A host name in pg_hba.conf only matches when the client's address
+  // resolves back to that name; list the addresses it resolves to first.
+  auto now = steady_ms();
+  auto it = resolved_.find(host);
+  if (it == resolved_.end() || now - it->second.first > 60000) {
+    std::vector<std::string> out;
+    addrinfo hints{};
+    hints.ai_family = AF_UNSPEC;
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (getaddrinfo(host.c_str(), nullptr, &hints, &res) == 0) {
+      for (auto* a = res; a; a = a->ai_next) {
+        char text[INET6_ADDRSTRLEN] = {};
+        const void* addr = a->ai_family == AF_INET ? static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(a->ai_addr)->sin_addr)
+                                                   : static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(a->ai_addr)->sin6_addr);
+        if ((a->ai_family == AF_INET || a->ai_family == AF_INET6) && inet_ntop(a->ai_family, addr, text, sizeof text)) {
+          if (std::find(out.begin(), out.end(), text) == out.end()) out.push_back(text);
+        }
+      }
+      freeaddrinfo(res);
+    }
+    out.push_back(host);
+    it = resolved_.insert_or_assign(host, std::make_pair(now, out)).first;
+  }
+  return it->second.second;
+}
+
 bool PostgresNode::write_hba(const std::vector<Peer>& peers) {
   HbaAccess access;
-  for (const auto& p : peers) access.peers.push_back({p.id, p.host});
-  access.monitor_hosts = opt_.monitor_hosts;
+  for (const auto& p : peers) {
+    for (const auto& h : hba_hosts(p.host)) access.peers.push_back({p.id, h});
+  }
+  for (const auto& m : opt_.monitor_hosts) {
+    for (const auto& h : hba_hosts(m)) access.monitor_hosts.push_back(h);
+  }
   access.local_user = current_user_name();
   fs::path file = opt_.pgdata / "pg_hba.conf";
   std::string before = read_file_if_exists(file).value_or("");

@@ -100,6 +100,9 @@ class PostgresNode : public NodeActions {
   // from `role` or, for those not given, as they are on disk. True if it changed.
   bool write_settings(const std::map<std::string, std::string>& role);
   bool write_hba(const std::vector<Peer>& peers);
+  // What to grant in pg_hba.conf for a host: the addresses a name resolves to
+  // (cached a minute), then the name itself; an address as it is.
+  std::vector<std::string> hba_hosts(const std::string& host);
   // After a settings change: reload if running, wait until the server has
   // re-read its files, restart if a changed setting needs it.
   void apply_changes(bool settings_changed);
@@ -139,6 +142,7 @@ class PostgresNode : public NodeActions {
   std::optional<Lsn> last_replay_;
   std::int64_t replay_moved_at_ms_ = 0;
   std::optional<std::int64_t> system_identifier_;
+  std::map<std::string, std::pair<std::int64_t, std::vector<std::string>>> resolved_;
 };
 
 }  // namespace pgf

@@ -260,7 +260,13 @@ TEST_CASE("actions: adopt a running data directory with a table in it", "[keeper
 TEST_CASE("actions: a standby refuses a non-empty data directory unless told to move it aside", "[keeper][actions]") {
   TestDir dir("keeper-replace");
   ActionNode n1(dir, 1);
-  n1.run({Action::InitPrimary, Action::EnsureReplicationAccess}, goal(NodeState::Single, {Peer{2, "node_2", "127.0.0.1", 1}, Peer{3, "node_3", "127.0.0.1", 1}}));
+  n1.run({Action::InitPrimary, Action::EnsureReplicationAccess},
+         goal(NodeState::Single, {Peer{2, "node_2", "127.0.0.1", 1}, Peer{3, "node_3", "localhost", 1}}));
+  // A host name is granted by the addresses it resolves to, then by name.
+  auto hba = read_file(n1.pgdata / "pg_hba.conf");
+  REQUIRE_THAT(hba, Catch::Contains("host replication pgfailover_replicator 127.0.0.1/32 trust # node 3"));
+  REQUIRE_THAT(hba, Catch::Contains("host replication pgfailover_replicator localhost trust # node 3"));
+  REQUIRE(hba.find("127.0.0.1/32 trust # node 3") < hba.find("localhost trust # node 3"));
   ActionNode n2(dir, 2), n3(dir, 3, /*replace_data=*/true);
   for (auto* n : {&n2, &n3}) {
     make_dirs(n->pgdata, 0700);
