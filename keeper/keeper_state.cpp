@@ -16,8 +16,8 @@ namespace {
 constexpr int kApplicationId = 0x50474b50;
 constexpr int kSchemaVersion = 1;
 
-constexpr std::array<std::string_view, 5> kOriginNames{"unknown", "initdb", "adopted", "basebackup_started",
-                                                       "basebackup"};
+constexpr std::array<std::string_view, 6> kOriginNames{"unknown",    "initdb",         "adopted", "basebackup_started",
+                                                       "basebackup", "initdb_started"};
 
 std::optional<DataOrigin> parse_origin(std::string_view s) {
   for (size_t i = 0; i < kOriginNames.size(); ++i) {

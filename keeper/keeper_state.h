@@ -21,7 +21,7 @@ namespace pgf {
 
 // Where the data in PGDATA came from; tells InitStandby whether a non-empty
 // PGDATA is a (possibly partial) base backup of ours or somebody's data.
-enum class DataOrigin { Unknown, Initdb, Adopted, BaseBackupStarted, BaseBackup };
+enum class DataOrigin { Unknown, Initdb, Adopted, BaseBackupStarted, BaseBackup, InitdbStarted };
 std::string_view name(DataOrigin o);
 
 struct TransitionInProgress {

@@ -459,11 +459,20 @@ Progress PostgresNode::run(Action action, const Goal& in) {
 }
 
 Progress PostgresNode::init_primary(const Goal& g) {
+  if (state_.record().data_origin == DataOrigin::InitdbStarted) {
+    // Our own initdb, interrupted (kill -9 leaves initdb no time to clean up):
+    // nobody's data, start it again.
+    if (running()) stop_postgres();
+    log_.info("removing the interrupted initdb in {}", opt_.pgdata.string());
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(opt_.pgdata, ec)) fs::remove_all(entry.path(), ec);
+  }
   if (!pg_.initialized()) {
     if (!dir_is_empty_or_missing(opt_.pgdata)) {
       throw Error("{} is not empty but holds no Postgres data directory (no PG_VERSION): refusing to initdb over it",
                   opt_.pgdata.string());
     }
+    state_.set_data_origin(DataOrigin::InitdbStarted);
     pg_.initdb();
     system_identifier_.reset();
     state_.set_data_origin(DataOrigin::Initdb);
@@ -516,6 +525,8 @@ void PostgresNode::base_backup(const Peer& up) {
   if (!dir_is_empty_or_missing(opt_.pgdata)) throw Error("internal: base backup into non-empty {}", opt_.pgdata.string());
   state_.set_data_origin(DataOrigin::BaseBackupStarted);
   system_identifier_.reset();
+  std::error_code ec;
+  if (fs::exists(opt_.pgdata, ec)) fs::permissions(opt_.pgdata, fs::perms::owner_all, ec);  // Postgres insists
   auto started = steady_ms();
   log_.info("taking a base backup from {} ({}:{})", up.name, up.host, up.port);
   run_checked({.argv = {pg_.binaries().tool("pg_basebackup"), "-D", opt_.pgdata.string(), "-d", upstream_conninfo(up),
@@ -550,7 +561,7 @@ void PostgresNode::init_standby(const Goal& g) {
 }
 
 void PostgresNode::enter_standby_mode() {
-  if (running() && !in_recovery()) stop_postgres();
+  if (running()) stop_postgres();  // stopped already by the action before it
   write_standby_signal();
   write_settings({{kPrimaryConninfo, ""}, {kPrimarySlot, ""}});
   state_.set_upstream(std::nullopt, "");

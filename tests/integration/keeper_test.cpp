@@ -288,6 +288,26 @@ TEST_CASE("actions: a standby refuses a non-empty data directory unless told to 
   REQUIRE(moved == 1);
 }
 
+TEST_CASE("actions: an initdb or base backup interrupted by kill -9 is started over", "[keeper][actions]") {
+  TestDir dir("keeper-interrupted");
+  ActionNode n1(dir, 1), n2(dir, 2);
+  // What a keeper killed during initdb leaves: part of a data directory.
+  make_dirs(n1.pgdata / "base", 0700);
+  write_file_atomic(n1.pgdata / "PG_VERSION", "15\n", 0600);
+  n1.state->set_data_origin(DataOrigin::InitdbStarted);
+  n1.run({Action::InitPrimary, Action::EnsureReplicationAccess}, goal(NodeState::Single, {n2.peer()}));
+  REQUIRE(n1.value("SELECT 1") == "1");
+  REQUIRE(n1.state->record().data_origin == DataOrigin::Initdb);
+
+  // ... and during a base backup.
+  make_dirs(n2.pgdata / "global", 0700);
+  write_file_atomic(n2.pgdata / "backup_label", "partial", 0600);
+  n2.state->set_data_origin(DataOrigin::BaseBackupStarted);
+  n2.run({Action::InitStandby, Action::FollowUpstream}, goal(NodeState::CatchingUp, {n1.peer()}, n1.peer()));
+  REQUIRE(n2.value("SELECT pg_is_in_recovery()") == "t");
+  REQUIRE(n2.state->record().data_origin == DataOrigin::BaseBackup);
+}
+
 // ---------------------------------------------------------------- whole nodes
 
 namespace {
