@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 
 #include <algorithm>
 #include <charconv>
@@ -531,7 +532,10 @@ void PostgresNode::base_backup(const Peer& up) {
   log_.info("taking a base backup from {} ({}:{})", up.name, up.host, up.port);
   run_checked({.argv = {pg_.binaries().tool("pg_basebackup"), "-D", opt_.pgdata.string(), "-d", upstream_conninfo(up),
                         "-X", "stream", "-S", slot_name(self_id()), "-c", "fast", "--no-password"},
-               .env = {{"LC_ALL", "C"}}},
+               .env = {{"LC_ALL", "C"}},
+               // Dies with the keeper: the next keeper starts the copy over and
+               // must not race an orphan writing into the same directory.
+               .parent_death_signal = SIGKILL},
               fmt::format("pg_basebackup from {}:{}", up.host, up.port), std::chrono::hours(12));
   // Never leave a copy that would start as a primary: standby settings first.
   configure_standby(up, true);
@@ -666,7 +670,8 @@ Progress PostgresNode::rewind_if_needed(const Goal& g) {
     log_.info("pg_rewind from {} ({}:{}), timeline {}", up.name, up.host, up.port, up_tli);
     auto res = run_command({.argv = {pg_.binaries().tool("pg_rewind"), "--target-pgdata", opt_.pgdata.string(),
                                      "--source-server", upstream_conninfo(up, true)},
-                            .env = {{"LC_ALL", "C"}}},
+                            .env = {{"LC_ALL", "C"}},
+                            .parent_death_signal = SIGKILL},
                            std::chrono::hours(12));
     if (standby) write_standby_signal();
     if (res.status.ok()) {
