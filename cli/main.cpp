@@ -14,6 +14,10 @@ int main(int argc, char** argv) {
 
   CLI::App app{"pgfailover: automatic, split-brain-safe failover for PostgreSQL", "pgfailover"};
   app.require_subcommand(1);
+  // Usage errors too are one line; inherited by every subcommand added below.
+  app.failure_message([](const CLI::App*, const CLI::Error& e) {
+    return std::string("pgfailover: ") + e.what() + " (see --help)\n";
+  });
   app.set_version_flag("--version", std::string("pgfailover ") + PGFAILOVER_VERSION);
   app.footer(
       "Examples:\n"
@@ -28,6 +32,13 @@ int main(int argc, char** argv) {
   pgf::add_create_postgres_command(*create, env);
   pgf::add_run_commands(app, env);
   pgf::add_do_commands(app, env);
+  pgf::add_show_commands(app, env);
+  pgf::add_perform_commands(app, env);
+  pgf::add_maintenance_commands(app, env);
+  pgf::add_settings_commands(app, env);
+  pgf::add_drop_commands(app, env);
+  pgf::add_config_commands(app, env);
+  pgf::add_watch_command(app, env);
 
   try {
     app.parse(argc, argv);
