@@ -28,5 +28,6 @@ void add_settings_commands(CLI::App& app, CliEnv& env);           // cmd_setting
 void add_drop_commands(CLI::App& app, CliEnv& env);               // cmd_drop.cpp: drop node
 void add_config_commands(CLI::App& app, CliEnv& env);             // cmd_config.cpp: config get, set, check
 void add_watch_command(CLI::App& app, CliEnv& env);               // cmd_watch.cpp
+void add_demo_commands(CLI::App& app, CliEnv& env);               // cmd_demo.cpp: demo up, failover, down
 
 }  // namespace pgf

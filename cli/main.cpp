@@ -39,6 +39,7 @@ int main(int argc, char** argv) {
   pgf::add_drop_commands(app, env);
   pgf::add_config_commands(app, env);
   pgf::add_watch_command(app, env);
+  pgf::add_demo_commands(app, env);
 
   try {
     app.parse(argc, argv);
