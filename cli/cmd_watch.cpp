@@ -5,6 +5,7 @@
 #include <CLI/CLI.hpp>
 
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -70,6 +71,26 @@ std::string now_text() {
   return buf;
 }
 
+// A terminal wraps long lines and scrolls the table away: cut each line to
+// the terminal's width instead (long event reasons lose their end).
+std::string fit_to_terminal(const std::string& text) {
+  winsize ws{};
+  if (::ioctl(STDOUT_FILENO, TIOCGWINSZ, &ws) != 0 || ws.ws_col == 0) return text;
+  std::string out;
+  size_t column = 0;
+  for (char c : text) {
+    if (c == '\n') {
+      column = 0;
+      out += c;
+      continue;
+    }
+    bool starts_character = (static_cast<unsigned char>(c) & 0xC0) != 0x80;
+    if (starts_character) ++column;
+    if (column <= ws.ws_col) out += c;
+  }
+  return out;
+}
+
 class WatchView {
  public:
   WatchView(const WatchOptions& o, MonitorTarget target)
@@ -129,7 +150,7 @@ void run_watch(const WatchOptions& o) {
     auto text = view.snapshot();
     if (tty) {
       // Redrawn on every turn so lag and the clock stay current.
-      std::cout << "\x1b[H\x1b[2J" << text << "\n" << now_text() << "  q: quit" << std::flush;
+      std::cout << "\x1b[H\x1b[2J" << fit_to_terminal(text) << "\n" << now_text() << "  q: quit" << std::flush;
       last_draw = steady_ms();
     } else if (text != shown) {
       std::cout << "--- " << now_text() << "\n" << text << std::flush;
