@@ -109,8 +109,12 @@ class WatchView {
       auto events = api_->last_events(formation_, o_.events);
       return "Formation \"" + formation_ + "\" on monitor " + target_.endpoint + "\n\n" + render_state_table(nodes) +
              "\nLatest events\n" + render_events_table(events);
-    } catch (const PgError&) {
-      throw;  // the API refused (unknown formation...): watching cannot help
+    } catch (const PgError& e) {
+      // Bad input (unknown formation: P0002, 22023) will not get better by
+      // watching; anything else (a timeout, a restarting monitor) may.
+      if (e.sqlstate() == "P0002" || e.sqlstate() == "22023") throw;
+      api_.reset();
+      return "Formation \"" + formation_ + "\": " + e.what() + " (retrying)\n";
     } catch (const Error& e) {
       api_.reset();
       return "Formation \"" + formation_ + "\": " + e.what() + " (retrying)\n";

@@ -274,13 +274,16 @@ void wait_for(MonitorApi& api, const EventFollower::Goal& goal, std::chrono::sec
   }
 }
 
+// Reached its assigned state, and the monitor's health check agrees it is up
+// (so the state the demo prints is the steady one).
 bool settled(const NodeStatus& n, std::string_view state) {
-  return n.assigned_state == state && n.reported_state && *n.reported_state == state;
+  return n.assigned_state == state && n.reported_state && *n.reported_state == state && n.health == "good";
 }
 
 EventFollower::Goal one_primary_rest_secondary(size_t count) {
   return [count](const std::vector<NodeStatus>& nodes) {
     if (nodes.size() != count) return false;
+    if (count == 1) return settled(nodes.front(), "single");  // nobody to replicate to
     int primaries = 0;
     for (const auto& n : nodes) {
       if (settled(n, "primary")) {

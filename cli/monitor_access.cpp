@@ -96,7 +96,12 @@ MonitorTarget resolve_monitor(const MonitorLocation& where) {
   if (!where.pgdata.empty()) {
     local = require_local(where.pgdata, "--pgdata");
   } else if (auto env = env_or_empty("PGDATA"); !env.empty()) {
-    local = load_local_instance(env);
+    // Only a hint here (the node a command is about): an unreadable $PGDATA
+    // must not break a command that names its monitor otherwise.
+    try {
+      local = load_local_instance(env);
+    } catch (const Error&) {
+    }
   }
 
   if (!where.monitor_uri.empty()) {
