@@ -186,10 +186,11 @@ std::vector<std::string> stop_everything(const DemoState& s, std::ostream& out) 
   std::vector<std::string> killed;
   for (const auto* i : s.all()) {
     if (service_pid(*i)) {
+      auto start = steady_ms();
       try {
         run_pgfailover(s, {"stop", "--pgdata", i->pgdata.string(), "--postgres", "--timeout", "20"},
                        "pgfailover stop of " + i->name, std::chrono::seconds(30));
-        out << "stopped " << i->name << "\n";
+        out << "stopped " << i->name << " in " << (steady_ms() - start) / 1000.0 << " s\n";
       } catch (const Error& e) {
         out << "could not stop " << i->name << " cleanly (" << e.what() << "): killing it\n";
       }

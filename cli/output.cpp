@@ -153,7 +153,7 @@ std::string describe_event(const Event& e) {
   std::string out;
   if (e.node_name) out += "node " + *e.node_name + ": ";
   if (e.from_state || e.to_state) {
-    out += e.from_state.value_or("?") + " -> " + e.to_state.value_or("?") + " ";
+    out += e.from_state.value_or("none") + " -> " + e.to_state.value_or("none") + " ";
   }
   out += "(" + e.rule + "): " + e.reason;
   return out;
@@ -164,7 +164,7 @@ std::string render_events_table(const std::vector<Event>& events) {
   TextTable t({{"Time"}, {"Id", A::Right}, {"Node"}, {"Group", A::Right}, {"Change"}, {"Rule"}, {"Reason"}});
   for (const auto& e : events) {
     std::string change;
-    if (e.from_state || e.to_state) change = e.from_state.value_or("?") + " -> " + e.to_state.value_or("?");
+    if (e.from_state || e.to_state) change = e.from_state.value_or("none") + " -> " + e.to_state.value_or("none");
     t.add_row({e.at_display, std::to_string(e.id), e.node_name.value_or("-"),
                e.group ? std::to_string(*e.group) : "-", change.empty() ? "-" : change, e.rule, e.reason});
   }
