@@ -221,6 +221,7 @@ class KeeperLoop {
 
     NodeReport rep;
     rep.state = state_.record().current;
+    rep.reached_goal_version = state_.record().current_goal_version;
     rep.pg_running = facts.pg_running;
     rep.timeline = facts.timeline;
     rep.lsn = facts.lsn;
@@ -287,8 +288,11 @@ class KeeperLoop {
       case TurnPlan::Kind::Steady:
         try {
           BusyScope busy(heartbeat_, rep, period_ms());
-          run_transition(*plan.transition, actions_, goal);
+          Progress p = run_transition(*plan.transition, actions_, goal);
           action_errors_.reset();
+          // Holding the state the monitor assigned again (under a newer goal
+          // version) counts as reaching it: say so in the next report.
+          if (p == Progress::Done && fresh && fresh->goal.state == current) state_.set_goal_version(fresh->goal.version);
         } catch (const std::exception& e) {
           if (action_errors_.should_log(e.what(), steady_ms())) {
             log_.error("{} ({}): {}", name(current), plan.why, e.what());
@@ -337,7 +341,10 @@ class KeeperLoop {
     // Waiting (replay, WAL to fetch, a start): look again soon, less often
     // once it has taken a while.
     if (p == Progress::Waiting) return steady_ms() - started_ms_ < 2000 ? 100 : 500;
-    state_.finish_transition(plan.next_state, wall_ms());
+    // A fence is the keeper's own doing: it keeps the version it had, so the
+    // monitor never takes it for the goal it assigned.
+    std::uint64_t version = plan.kind == TurnPlan::Kind::Fence ? state_.record().current_goal_version : goal.version;
+    state_.finish_transition(plan.next_state, version, wall_ms());
     log_.info("reached state {} in {:.2f} s", name(plan.next_state), (steady_ms() - started_ms_) / 1000.0);
     announced_.reset();
     return 0;  // report the new state at once

@@ -14,7 +14,7 @@ namespace {
 // "PGKP": marks the file as ours, so a foreign SQLite database is told apart
 // from a corrupt one.
 constexpr int kApplicationId = 0x50474b50;
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: current_goal_version
 
 constexpr std::array<std::string_view, 6> kOriginNames{"unknown",    "initdb",         "adopted", "basebackup_started",
                                                        "basebackup", "initdb_started"};
@@ -111,6 +111,7 @@ CREATE TABLE keeper (
   group_id                      INTEGER NOT NULL,
   name                          TEXT NOT NULL,
   current_state                 TEXT NOT NULL,
+  current_goal_version          INTEGER NOT NULL DEFAULT 0,
   state_changed_at_ms           INTEGER NOT NULL,
   upstream_id                   INTEGER,
   upstream_conninfo             TEXT NOT NULL DEFAULT '',
@@ -133,7 +134,7 @@ constexpr const char* kColumns =
     "node_id, formation, group_id, name, current_state, state_changed_at_ms, upstream_id, upstream_conninfo, "
     "last_goal, last_goal_at_ms, transition_from, transition_to, transition_started_at_ms, "
     "last_monitor_contact_ms, last_standby_seen_ms, network_partition_timeout_ms, keeper_poll_ms, data_origin, "
-    "created_at_ms, updated_at_ms";
+    "created_at_ms, updated_at_ms, current_goal_version";
 
 }  // namespace
 
@@ -243,6 +244,18 @@ void KeeperState::load() {
     throw Error("keeper state {} was written by a newer pgfailover (schema {}, this one knows {})", file_.string(),
                 version, kSchemaVersion);
   }
+  if (version < 2) {
+    // Written before goal versions existed: add the column, version 0 (the
+    // monitor then judges by state alone, as it did then).
+    try {
+      WriteTransaction tx(db, file_);
+      exec(db, "ALTER TABLE keeper ADD COLUMN current_goal_version INTEGER NOT NULL DEFAULT 0", file_);
+      exec(db, fmt::format("PRAGMA user_version = {};", kSchemaVersion).c_str(), file_);
+      tx.commit();
+    } catch (const Error&) {
+      throw corrupt(sqlite3_errmsg(db));
+    }
+  }
   KeeperRecord r;
   try {
     Statement st(db, fmt::format("SELECT {} FROM keeper WHERE id = 1", kColumns), file_);
@@ -278,6 +291,7 @@ void KeeperState::load() {
     r.data_origin = *origin;
     r.created_at_ms = st.int64(18);
     r.updated_at_ms = st.int64(19);
+    r.current_goal_version = static_cast<std::uint64_t>(st.int64(20));
   } catch (const Error& e) {
     std::string what = e.what();
     if (what.find("is corrupt or not") != std::string::npos) throw;
@@ -297,7 +311,8 @@ void KeeperState::save(const KeeperRecord& in) {
                "state_changed_at_ms = ?6, upstream_id = ?7, upstream_conninfo = ?8, last_goal = ?9, "
                "last_goal_at_ms = ?10, transition_from = ?11, transition_to = ?12, transition_started_at_ms = ?13, "
                "last_monitor_contact_ms = ?14, last_standby_seen_ms = ?15, network_partition_timeout_ms = ?16, "
-               "keeper_poll_ms = ?17, data_origin = ?18, created_at_ms = ?19, updated_at_ms = ?20 WHERE id = 1",
+               "keeper_poll_ms = ?17, data_origin = ?18, created_at_ms = ?19, updated_at_ms = ?20, "
+               "current_goal_version = ?21 WHERE id = 1",
                file_);
   st.bind(1, r.node_id);
   st.bind(2, r.formation);
@@ -329,6 +344,7 @@ void KeeperState::save(const KeeperRecord& in) {
   st.bind(18, name(r.data_origin));
   st.bind(19, r.created_at_ms);
   st.bind(20, r.updated_at_ms);
+  st.bind(21, static_cast<std::int64_t>(r.current_goal_version));
   st.step();
   if (sqlite3_changes(db) != 1) throw Error("keeper state {}: the keeper row is missing", file_.string());
   tx.commit();
@@ -342,11 +358,19 @@ void KeeperState::begin_transition(NodeState from, NodeState to, std::int64_t no
   save(r);
 }
 
-void KeeperState::finish_transition(NodeState reached, std::int64_t now_ms) {
+void KeeperState::finish_transition(NodeState reached, std::uint64_t goal_version, std::int64_t now_ms) {
   KeeperRecord r = record_;
   if (r.current != reached) r.state_changed_at_ms = now_ms;
   r.current = reached;
+  r.current_goal_version = goal_version;
   r.in_progress.reset();
+  save(r);
+}
+
+void KeeperState::set_goal_version(std::uint64_t v) {
+  if (record_.current_goal_version == v) return;
+  KeeperRecord r = record_;
+  r.current_goal_version = v;
   save(r);
 }
 

@@ -37,8 +37,10 @@ struct KeeperRecord {
   std::string formation;
   int group_id = 0;
   std::string name;
-  // The last state fully reached, and when.
+  // The last state fully reached, and when, and the monitor's version of the
+  // goal that got it there (reported back so stale reports cannot pass for new).
   NodeState current = NodeState::Init;
+  std::uint64_t current_goal_version = 0;
   std::int64_t state_changed_at_ms = 0;
   // The upstream this node's primary_conninfo was last written for (standbys).
   std::optional<NodeId> upstream_id;
@@ -79,7 +81,9 @@ class KeeperState {
 
   // Shorthands, each one transaction.
   void begin_transition(NodeState from, NodeState to, std::int64_t now_ms);
-  void finish_transition(NodeState reached, std::int64_t now_ms);  // current = reached, nothing in progress
+  // current = reached with this goal version, nothing in progress.
+  void finish_transition(NodeState reached, std::uint64_t goal_version, std::int64_t now_ms);
+  void set_goal_version(std::uint64_t v);  // the state held, now confirmed for a newer goal
   void set_upstream(std::optional<NodeId> id, const std::string& conninfo);
   void set_data_origin(DataOrigin o);
 

@@ -112,13 +112,14 @@ Assignment MonitorClient::node_active(NodeId id, const NodeReport& rep) {
     std::optional<std::int64_t> timeline;
     if (rep.timeline) timeline = static_cast<std::int64_t>(*rep.timeline);
     res = c.exec(
-        "SELECT goal_state, upstream_id, upstream_name, upstream_host, upstream_port, sync_num, sync_standbys, "
-        "target_lsn::text AS target_lsn, peers::text AS peers, dbname, settings::text AS settings "
+        "SELECT goal_state, goal_version, upstream_id, upstream_name, upstream_host, upstream_port, sync_num, "
+        "sync_standbys, target_lsn::text AS target_lsn, peers::text AS peers, dbname, settings::text AS settings "
         "FROM pgfailover.node_active($1::bigint, $2, $3::bool, $4::int, $5::pg_lsn, $6::bigint, $7::bool, $8::int, "
-        "$9::bigint[], $10::bigint[], $11::jsonb, $12::bigint)",
+        "$9::bigint[], $10::bigint[], $11::jsonb, $12::bigint, $13::bigint)",
         {param(id), param(name(rep.state)), param(rep.pg_running), param(timeline), param(lsn), param(rep.upstream),
          param(rep.streaming), param(rep.sync.num_sync), param(rep.sync.standbys), param(rep.peers_ready),
-         param(rep.replication_json), param(rep.system_identifier)});
+         param(rep.replication_json), param(rep.system_identifier),
+         param(static_cast<std::int64_t>(rep.reached_goal_version))});
   } catch (const PgConnectError& e) {
     rethrow_unreachable(e);
   } catch (const PgError& e) {
@@ -130,6 +131,7 @@ Assignment MonitorClient::node_active(NodeId id, const NodeReport& rep) {
   auto goal = parse_node_state(goal_text);
   if (!goal) throw Error("the monitor at {} assigned an unknown goal state \"{}\"", endpoint_, goal_text);
   a.goal.state = *goal;
+  a.goal.version = static_cast<std::uint64_t>(res.opt_int64(0, "goal_version").value_or(0));
   if (auto up = res.opt_int64(0, "upstream_id")) {
     Peer p;
     p.id = *up;

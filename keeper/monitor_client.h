@@ -38,6 +38,7 @@ struct RegisteredNode {
 // What the keeper reports on every turn (node_active's arguments).
 struct NodeReport {
   NodeState state = NodeState::Init;
+  std::uint64_t reached_goal_version = 0;  // the monitor's version of the goal `state` was reached for
   bool pg_running = false;
   std::optional<TimelineId> timeline;
   std::optional<Lsn> lsn;

@@ -105,6 +105,9 @@ struct Goal {
   // would let a primary acknowledge writes no standby has.
   bool known = true;
   NodeState state = NodeState::Init;
+  // The monitor's goal_version of `state`: the keeper reports the version of the
+  // goal it reached, so the monitor cannot mistake an old arrival for a new one.
+  std::uint64_t version = 0;
   SyncConfig sync;                 // primary roles
   std::optional<Peer> upstream;    // standbys and fast_forward
   std::optional<std::uint64_t> target_lsn;  // fast_forward

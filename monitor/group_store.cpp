@@ -124,7 +124,8 @@ std::optional<LoadedGroup> GroupStore::lock_and_load(const GroupKey& key, TimeMs
   // `now` older than the facts committed while it waited.
   auto n = db_.exec(
       "SELECT c.now_ms, n.id, n.name, n.host, n.port, n.candidate_priority, n.replication_quorum,"
-      " n.goal_state, n.assigned_sync_num, n.assigned_sync_standbys, n.assigned_upstream,"
+      " n.goal_state, n.goal_version, n.reported_goal_version,"
+      " n.assigned_sync_num, n.assigned_sync_standbys, n.assigned_upstream,"
       " (n.target_lsn - '0/0')::text AS target_lsn, n.may_write,"
       " n.reported_state, " PGF_MS("n.last_report_at") " AS last_report_at, n.pg_running,"
       " " PGF_MS("n.pg_down_since") " AS pg_down_since, (n.lsn - '0/0')::text AS lsn, n.timeline,"
@@ -161,9 +162,12 @@ std::optional<LoadedGroup> GroupStore::lock_and_load(const GroupKey& key, TimeMs
     s.candidate_priority = static_cast<int>(n.int64(i, "candidate_priority"));
     s.replication_quorum = n.boolean(i, "replication_quorum");
     s.goal = *state_of(n.str(i, "goal_state"));
+    s.goal_version = static_cast<std::uint64_t>(n.int64(i, "goal_version"));
+    s.reported_goal_version = static_cast<std::uint64_t>(n.int64(i, "reported_goal_version"));
     s.assigned_sync = SyncConfig::any(static_cast<int>(n.int64(i, "assigned_sync_num")),
                                       n.int64_array(i, "assigned_sync_standbys"));
     s.assigned_upstream = opt_id(n, i, "assigned_upstream");
+    if (!n.is_null(i, "target_lsn")) s.assigned_target_lsn = lsn_of(n, i, "target_lsn");
     s.may_write = n.boolean(i, "may_write");
     s.reported = state_of(n.opt_str(i, "reported_state"));
     s.last_report_at = n.opt_int64(i, "last_report_at");
@@ -187,8 +191,6 @@ std::optional<LoadedGroup> GroupStore::lock_and_load(const GroupKey& key, TimeMs
       removed.push_back({s.id, s.name, s.host, s.port});
       continue;
     }
-    out.target_lsn.push_back(n.is_null(i, "target_lsn") ? std::nullopt
-                                                         : std::optional<Lsn>(lsn_of(n, i, "target_lsn")));
     snap.nodes.push_back(std::move(s));
   }
 
@@ -225,13 +227,14 @@ std::vector<NodeId> GroupStore::write(const LoadedGroup& loaded, const Decision&
   for (size_t i = 0; i < d.nodes.size(); ++i) {
     const auto& a = d.nodes[i];
     const auto& n = snap.nodes[i];
-    if (a.goal == n.goal && a.sync == n.assigned_sync && a.upstream == n.assigned_upstream &&
-        a.target_lsn == loaded.target_lsn[i] && a.may_write == n.may_write) {
+    if (a.goal == n.goal && a.goal_version == n.goal_version && a.sync == n.assigned_sync &&
+        a.upstream == n.assigned_upstream && a.target_lsn == n.assigned_target_lsn && a.may_write == n.may_write) {
       continue;
     }
     changed.push_back(a.id);
     assignments.push_back({{"id", a.id},
                            {"goal", std::string(name(a.goal))},
+                           {"goal_version", a.goal_version},
                            {"sync_num", a.sync.num_sync},
                            {"sync_standbys", a.sync.standbys},
                            {"upstream", a.upstream ? json(*a.upstream) : json(nullptr)},
@@ -242,9 +245,11 @@ std::vector<NodeId> GroupStore::write(const LoadedGroup& loaded, const Decision&
     // Keepers LISTEN on their own channel: the new goal reaches them at once
     // instead of on their next poll. Delivered at COMMIT, never before.
     db_.exec(
-        "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS a(id bigint, goal text, sync_num integer,"
+        "WITH a AS (SELECT * FROM jsonb_to_recordset($1::jsonb) AS a(id bigint, goal text, goal_version bigint,"
+        "   sync_num integer,"
         "   sync_standbys bigint[], upstream bigint, target_lsn pg_lsn, may_write boolean)),"
-        " u AS (UPDATE pgfailover.node n SET goal_state = a.goal, assigned_sync_num = a.sync_num,"
+        " u AS (UPDATE pgfailover.node n SET goal_state = a.goal, goal_version = a.goal_version,"
+        "   assigned_sync_num = a.sync_num,"
         "   assigned_sync_standbys = a.sync_standbys, assigned_upstream = a.upstream, target_lsn = a.target_lsn,"
         "   may_write = a.may_write,"
         "   goal_changed_at = CASE WHEN n.goal_state = a.goal THEN n.goal_changed_at ELSE now() END"

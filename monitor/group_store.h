@@ -42,7 +42,6 @@ struct LoadedGroup {
   GroupSnapshot snapshot;
   DecisionSettings settings;
   TimeMs now = 0;                           // the database's clock, read under the lock
-  std::vector<std::optional<Lsn>> target_lsn;  // per snapshot node
 };
 
 // A node that finished leaving (goal and report both 'dropped'), deleted.

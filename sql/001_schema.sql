@@ -76,6 +76,10 @@ CREATE TABLE IF NOT EXISTS pgfailover.node (
   -- The assignment, written only by the decider (and 'init' at registration).
   goal_state             text NOT NULL DEFAULT 'init'
                          CHECK (goal_state = ANY (pgfailover.node_state_names())),
+  -- Incremented at every goal change; the keeper reports the version of the
+  -- goal it reached (reported_goal_version), so a stale report naming the same
+  -- state as a newer goal is not taken for reaching it (docs/state-machine.md).
+  goal_version           bigint NOT NULL DEFAULT 0 CHECK (goal_version >= 0),
   assigned_sync_num      integer NOT NULL DEFAULT 0 CHECK (assigned_sync_num >= 0),
   assigned_sync_standbys bigint[] NOT NULL DEFAULT '{}',
   -- SET NULL: a dropped upstream must not block the drop; the decider
@@ -87,6 +91,7 @@ CREATE TABLE IF NOT EXISTS pgfailover.node (
 
   -- The keeper's latest report (node_active).
   reported_state         text CHECK (reported_state = ANY (pgfailover.node_state_names())),
+  reported_goal_version  bigint NOT NULL DEFAULT 0 CHECK (reported_goal_version >= 0),
   last_report_at         timestamptz,
   pg_running             boolean NOT NULL DEFAULT false,
   pg_down_since          timestamptz,

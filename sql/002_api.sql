@@ -39,7 +39,8 @@ BEGIN
       target_lsn    pg_lsn,
       peers         jsonb,
       dbname        text,
-      settings      jsonb
+      settings      jsonb,
+      goal_version  bigint
     );
   END IF;
   IF to_regtype('pgfailover.formation_settings') IS NULL THEN
@@ -410,7 +411,8 @@ CREATE OR REPLACE FUNCTION pgfailover.node_active(
   sync_standbys     bigint[],
   peers_ready       bigint[],
   replication       jsonb,
-  system_identifier bigint)
+  system_identifier bigint,
+  reached_goal_version bigint DEFAULT NULL)
 RETURNS pgfailover.node_assignment
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pgfailover, pg_catalog, pg_temp
 AS $$
@@ -431,6 +433,10 @@ BEGIN
   IF sync_num < 0 THEN
     RAISE EXCEPTION 'sync_num % is out of range: must be 0 or more', sync_num USING ERRCODE = '22023';
   END IF;
+  IF reached_goal_version < 0 THEN
+    RAISE EXCEPTION 'reached_goal_version % is out of range: must be 0 or more', reached_goal_version
+      USING ERRCODE = '22023';
+  END IF;
   IF jsonb_typeof(replication) <> 'array' THEN
     RAISE EXCEPTION 'replication must be a JSON array of pg_stat_replication rows, not a JSON %',
       jsonb_typeof(replication) USING ERRCODE = '22023';
@@ -445,6 +451,12 @@ BEGIN
 
   UPDATE node AS n SET
     reported_state         = node_active.reported_state,
+    -- The version of the goal the keeper reached. A keeper that does not send
+    -- one (older than goal versions) is judged by its state alone, as before.
+    reported_goal_version  = CASE WHEN node_active.reached_goal_version IS NOT NULL
+                                  THEN node_active.reached_goal_version
+                                  WHEN node_active.reported_state = o.goal_state THEN o.goal_version
+                                  ELSE o.reported_goal_version END,
     last_report_at         = now(),
     pg_running             = node_active.pg_running,
     pg_down_since          = CASE WHEN node_active.pg_running THEN NULL
@@ -471,10 +483,11 @@ BEGIN
                                   THEN now() ELSE o.state_changed_at END
   FROM node AS o
   WHERE n.id = node_active.node_id AND o.id = n.id
-  RETURNING n.id, n.formation, n.group_id, n.name, n.goal_state, n.assigned_upstream,
+  RETURNING n.id, n.formation, n.group_id, n.name, n.goal_state, n.goal_version, n.assigned_upstream,
             n.assigned_sync_num, n.assigned_sync_standbys, n.target_lsn, n.system_identifier,
             o.last_report_at AS previous_report_at,
             (o.reported_state IS DISTINCT FROM n.reported_state
+             OR o.reported_goal_version <> n.reported_goal_version
              OR o.pg_running <> n.pg_running
              OR o.streaming <> n.streaming
              OR o.reported_upstream IS DISTINCT FROM n.reported_upstream
@@ -528,7 +541,7 @@ BEGIN
 
   RETURN ROW(me.goal_state, me.assigned_upstream, grp.upstream_name, grp.upstream_host,
              grp.upstream_port, me.assigned_sync_num, me.assigned_sync_standbys, me.target_lsn,
-             grp.peers, grp.dbname, grp.settings)::node_assignment;
+             grp.peers, grp.dbname, grp.settings, me.goal_version)::node_assignment;
 END
 $$;
 

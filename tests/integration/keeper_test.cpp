@@ -471,6 +471,20 @@ TEST_CASE("e2e: primary and streaming secondary; kill -9 of the postmaster alone
   form_pair(m, a, b);
   REQUIRE(a.value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1");
   REQUIRE(b.value("SELECT pg_is_in_recovery()") == "t");
+  {
+    // Goal versions travel both ways: each keeper reports the version of the
+    // goal it reached, the one the decider last assigned.
+    auto mc = PgConnection::connect("host=" + InstancePaths::for_pgdata(m.pgdata).state_dir.string() +
+                                        " port=" + std::to_string(m.port) + " dbname=pgfailover",
+                                    "test monitor (owner)");
+    auto r = mc.exec("SELECT name, goal_version, reported_goal_version FROM pgfailover.node ORDER BY id");
+    REQUIRE(r.rows() == 2);
+    for (int i = 0; i < r.rows(); ++i) {
+      INFO("node " << r.str(i, "name"));
+      REQUIRE(r.int64(i, "goal_version") > 0);
+      REQUIRE(r.int64(i, "reported_goal_version") == r.int64(i, "goal_version"));
+    }
+  }
   a.sql().exec("CREATE TABLE t (x int)");
   a.sql().exec("INSERT INTO t VALUES (1)");  // synchronous: b has it once this returns
   b.eventually("SELECT count(*) FROM t", "1");

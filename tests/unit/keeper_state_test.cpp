@@ -76,7 +76,7 @@ TEST_CASE("keeper state: the current state advances only when a transition finis
     REQUIRE(s.record().current == NodeState::Init);
     REQUIRE(s.record().in_progress == TransitionInProgress{NodeState::Init, NodeState::Single, 100});
     REQUIRE(s.record().last_goal == NodeState::Single);
-    s.finish_transition(NodeState::Single, 200);
+    s.finish_transition(NodeState::Single, 3, 200);
   }
   auto s = KeeperState::open(file);
   REQUIRE(s.record().current == NodeState::Single);
