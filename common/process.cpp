@@ -4,6 +4,7 @@
 #include <grp.h>
 #include <poll.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -116,6 +117,9 @@ ChildProcess ChildProcess::spawn(const ProcessSpec& spec) {
     if (err_fd >= 0) (void)!fchown(err_fd, user->uid, user->gid);
   }
 
+  const char* netns_path =
+      spec.network_namespace && !spec.network_namespace->empty() ? spec.network_namespace->c_str() : nullptr;
+
   int status_pipe[2];
   if (pipe2(status_pipe, O_CLOEXEC) != 0) throw Error("pipe: {}", errno_text(errno));
   pid_t parent = getpid();
@@ -149,6 +153,13 @@ ChildProcess ChildProcess::spawn(const ProcessSpec& spec) {
     }
     if (out_fd >= 0 && dup2(out_fd, 1) < 0) child_fail(wfd, "dup2 stdout");
     if (err_fd >= 0 && dup2(err_fd, 2) < 0) child_fail(wfd, "dup2 stderr");
+    if (netns_path) {
+      // Before the credentials change: entering a namespace needs CAP_SYS_ADMIN.
+      int ns = ::open(netns_path, O_RDONLY | O_CLOEXEC);
+      if (ns < 0) child_fail(wfd, "open network namespace");
+      if (setns(ns, CLONE_NEWNET) != 0) child_fail(wfd, "setns");
+      ::close(ns);
+    }
     if (user) {
       if (setgid(user->gid) != 0) child_fail(wfd, "setgid");
       if (initgroups(user->name.c_str(), user->gid) != 0) child_fail(wfd, "initgroups");

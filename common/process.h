@@ -23,6 +23,11 @@ struct ProcessSpec {
   // The child gets this signal when the spawning thread exits (prctl PR_SET_PDEATHSIG),
   // so it cannot outlive a crashed parent. 0: off.
   int parent_death_signal = 0;
+  // A network namespace to enter (setns) before dropping to run_as_user and
+  // exec'ing, e.g. "/run/netns/NAME": the child is the program itself (not
+  // `ip netns exec`), so its PID is the one to signal. Needs CAP_SYS_ADMIN.
+  // Empty: stay in the parent's namespace.
+  std::optional<std::string> network_namespace;
 };
 
 struct ExitStatus {
