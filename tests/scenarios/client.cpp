@@ -241,7 +241,9 @@ void sample_node(const std::string& name, const std::string& conninfo, std::int6
         } else {
           emit("E " + name + " " + std::to_string(sent) + " " + std::to_string(done) + " " +
                (o.ok ? std::string("returned without its synchronous wait") : o.error));
-          if (PQstatus(c) != CONNECTION_OK || !o.ok) drop();
+          // A refusal (read-only standby) keeps the session: once promoted,
+          // the same session accepts writes.
+          if (PQstatus(c) != CONNECTION_OK) drop();
         }
       } else if (w == Wait::Broken) {
         emit("E " + name + " " + std::to_string(sent) + " " + std::to_string(done) + " " + one_line(PQerrorMessage(c)));

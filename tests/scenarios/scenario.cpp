@@ -515,6 +515,10 @@ std::string Cluster::keeper_log(const std::string& name) const {
   return read_file_if_exists(node(name).state_dir / "run.log").value_or("");
 }
 
+std::string Cluster::postgres_log(const std::string& name) const {
+  return read_file_if_exists(node(name).state_dir / "postgres.log").value_or("");
+}
+
 std::string Cluster::monitor_log() const {
   return read_file_if_exists(dir() / "monitor.pgfailover" / "run.log").value_or("");
 }
@@ -760,7 +764,11 @@ std::string Cluster::diagnostics() {
   } catch (const std::exception& e) {
     out += std::string("(no events: ") + e.what() + ")\n";
   }
-  for (const auto& n : nodes_) out += "--- keeper " + n.spec.name + ":\n" + tail_of(keeper_log(n.spec.name)) + "\n";
+  for (const auto& n : nodes_) {
+    out += "--- keeper " + n.spec.name + ":\n" + tail_of(keeper_log(n.spec.name)) + "\n";
+    out += "--- postgres " + n.spec.name + ":\n" +
+           tail_of(postgres_log(n.spec.name), 1500) + "\n";
+  }
   out += "--- monitor:\n" + tail_of(monitor_log()) + "\n";
   out += "--- client:\n" + tail_of(read_file_if_exists(dir() / "client.err").value_or("")) + "\n";
   return out;

@@ -131,6 +131,7 @@ class Cluster {
   // ---- SQL on a node as its superuser, over its Unix socket (no network)
   std::string psql(const std::string& node, const std::string& sql, std::chrono::milliseconds timeout = 30s);
   std::string keeper_log(const std::string& node) const;
+  std::string postgres_log(const std::string& node) const;
   std::string monitor_log() const;
   fs::path pgdata(const std::string& node) const;
 

@@ -329,10 +329,12 @@ TEST_CASE("scenario: the standby's disk fills up; the primary keeps serving; the
         f.write(block.data(), static_cast<std::streamsize>(block.size()));
       }
     }
-    // Enough WAL to overflow what is left on b.
-    c.psql("a", "INSERT INTO pgf_probe (node) SELECT repeat('x', 2000) FROM generate_series(1, 8000)", 120s);
+    // Enough WAL (about 60 MB) that b needs new WAL segment files, which it
+    // cannot create.
+    c.psql("a", "INSERT INTO pgf_probe (node) SELECT repeat('x', 2000) FROM generate_series(1, 30000)", 120s);
     c.wait_states({{"a", "wait_primary"}}, 60s);
     c.wait_writes(20, 30s, "a");
+    REQUIRE(c.postgres_log("b").find("No space left on device") != std::string::npos);
     std::error_code ec;
     fs::remove(filler, ec);
     c.wait_states({{"a", "primary"}, {"b", "secondary"}}, 120s);
