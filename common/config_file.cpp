@@ -75,7 +75,12 @@ std::string ConfigFile::to_string() const {
       out += "[" + section + "]\n";
       current = section;
     }
-    out += key.substr(dot + 1) + " = " + value + "\n";
+    // parse() trims blanks and takes one pair of surrounding double quotes
+    // off: such values are written quoted, so what is saved reads back the same.
+    bool quote = !value.empty() && (value.front() == ' ' || value.front() == '\t' || value.front() == '\r' ||
+                                    value.back() == ' ' || value.back() == '\t' || value.back() == '\r' ||
+                                    (value.size() >= 2 && value.front() == '"' && value.back() == '"'));
+    out += key.substr(dot + 1) + " = " + (quote ? "\"" + value + "\"" : value) + "\n";
   }
   return out;
 }

@@ -10,7 +10,7 @@ namespace pgf {
 
 ConnInfo ConnInfo::parse(std::string_view text, std::string_view what) {
   std::string s(text);
-  if (s.empty()) throw Error("malformed {}: it is empty", what);
+  if (s.find_first_not_of(" \t\r\f\v") == std::string::npos) throw Error("malformed {}: it is empty", what);
   if (s.find('\0') != std::string::npos || s.find('\n') != std::string::npos) {
     throw Error("malformed {}: it contains a line break or NUL byte", what);
   }
