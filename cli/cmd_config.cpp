@@ -50,6 +50,11 @@ constexpr KeyInfo kKeeperKeys[] = {
     {"node.candidate_priority", "the monitor holds the live value: use pgfailover set node candidate-priority"},
     {"node.replication_quorum", "the monitor holds the live value: use pgfailover set node replication-quorum"},
     {"node.replace_data", ""},
+    {"postgres.auth", "pg_hba.conf and the roles' passwords follow it: create the node again instead"},
+    {"ssl.mode", "the certificates and pg_hba.conf follow it: create the node again instead"},
+    {"ssl.cert_file", ""},
+    {"ssl.key_file", ""},
+    {"ssl.ca_file", ""},
 };
 constexpr KeyInfo kMonitorKeys[] = {
     {"pgfailover.role", "it is what this directory was created as"},
@@ -58,6 +63,10 @@ constexpr KeyInfo kMonitorKeys[] = {
     {"monitor.hostname", ""},
     {"monitor.auth", "pg_hba.conf and the keepers' password follow it: run pgfailover create monitor again instead"},
     {"monitor.database_uri", ""},
+    {"ssl.mode", "pg_hba.conf and the certificates follow it: create the monitor again instead"},
+    {"ssl.cert_file", "Postgres reads it from its settings, written by create monitor"},
+    {"ssl.key_file", "Postgres reads it from its settings, written by create monitor"},
+    {"ssl.ca_file", ""},
 };
 
 struct LoadedConfig {
@@ -82,10 +91,10 @@ LoadedConfig load(const std::string& pgdata_option) {
 // Throws with one line naming the bad value, exactly as `run` would.
 void validate(const LoadedConfig& c) {
   if (c.role == "keeper") {
-    KeeperConfig::from_file(c.file).validate();
+    KeeperConfig::from_file(c.file).tls.check_files();
   } else {
     auto m = MonitorConfig::from(c.file);
-    if (m.database_uri) ConnInfo::parse(*m.database_uri, "monitor.database_uri");
+    if (!m.database_uri) m.tls.check_files();
   }
 }
 

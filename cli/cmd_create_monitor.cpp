@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "cli/create_options.h"
 #include "common/config_file.h"
 #include "common/instance_paths.h"
 #include "common/signal_watch.h"
@@ -20,7 +21,7 @@ struct CreateMonitorOptions {
   std::string state_dir;
   int port = 0;
   std::string hostname;
-  std::string auth;
+  SecurityOptions security;
   std::string monitor_db;
   bool run = false;
 };
@@ -34,19 +35,22 @@ void add_create_monitor_command(CLI::App& create, CliEnv& env) {
   cmd->add_option("--pgport", o->port, "Port of the monitor's Postgres")->check(CLI::Range(1, 65535));
   cmd->add_option("--hostname", o->hostname,
                   "Address keepers use to reach the monitor; Postgres listens there (default: 127.0.0.1)");
-  cmd->add_option("--auth", o->auth,
-                  "How keepers authenticate: trust (default on loopback) or scram-sha-256 (default otherwise)")
-      ->check(CLI::IsMember({"trust", "scram-sha-256"}));
+  add_security_options(cmd, o->security,
+                       "How keepers authenticate: trust (default on loopback) or scram-sha-256 (default otherwise)",
+                       "With scram-sha-256: take the passwords from this file (else $PGFAILOVER_SECRETS_FILE, "
+                       "PGFAILOVER_KEEPER_PASSWORD, PGFAILOVER_HEALTH_CHECK_PASSWORD, "
+                       "PGFAILOVER_REPLICATION_PASSWORD); the rest is generated");
   cmd->add_option("--monitor-db", o->monitor_db,
                   "Install into this existing Postgres database (URI) instead of creating a Postgres");
   cmd->add_option("--state-dir", o->state_dir, "pgfailover's own files (default: <pgdata>.pgfailover)");
   cmd->add_flag("--run", o->run, "Go on running the monitor service (as `pgfailover run`)");
   cmd->footer(
-      "Running it again on the same directory changes nothing that exists and applies new migrations.\n"
+      "TLS: " + std::string(kTlsOptionsHelp) +
+      ".\nRunning it again on the same directory changes nothing that exists and applies new migrations.\n"
       "Examples:\n"
       "  sudo -u postgres pgfailover create monitor --pgdata /var/lib/pgfailover/monitor --pgport 5431 \\\n"
-      "      --hostname sec001 --auth scram-sha-256 --run\n"
-      "  sudo -u postgres pgfailover create monitor --pgdata /var/lib/pgfailover/monitor \\\n"
+      "      --hostname sec001 --auth scram-sha-256 --ssl-self-signed --run\n"
+      "  sudo -u postgres pgfailover create monitor --pgdata /var/lib/pgfailover/monitor --ssl-ca-file ca.crt \\\n"
       "      --monitor-db postgresql://postgres@db1:5432/pgfailover");
   cmd->callback([o, &env] {
     MonitorOptions opts;
@@ -54,8 +58,10 @@ void add_create_monitor_command(CLI::App& create, CliEnv& env) {
     if (!o->state_dir.empty()) opts.state_dir = fs::path(o->state_dir);
     if (o->port != 0) opts.port = o->port;
     if (!o->hostname.empty()) opts.hostname = o->hostname;
-    if (!o->auth.empty()) opts.auth = parse_keeper_auth(o->auth);
+    if (!o->security.auth.empty()) opts.auth = parse_auth_method(o->security.auth);
     if (!o->monitor_db.empty()) opts.database_uri = o->monitor_db;
+    opts.tls = o->security.tls;
+    opts.given_passwords = given_passwords(o->security);
 
     auto created = create_monitor(opts, env.log);
     if (created.existed) {
@@ -71,8 +77,9 @@ void add_create_monitor_command(CLI::App& create, CliEnv& env) {
                    "it there)\n";
     }
     if (created.password_file) {
-      std::cout << "keepers authenticate with the password in " << created.password_file->string()
-                << " (put it in ~/.pgpass of the user that runs each keeper)\n";
+      std::cout << "the formation's passwords are in " << created.password_file->string()
+                << " (mode 0600): copy it to each data node over a secure channel and give it to "
+                   "pgfailover create postgres --auth scram-sha-256 --secrets-file FILE\n";
     }
     if (!o->run) {
       std::cout << "start it with: pgfailover run --pgdata " << created.paths.pgdata.string()

@@ -6,8 +6,11 @@
 #include <memory>
 
 #include "cli/cli.h"
+#include "cli/create_options.h"
 #include "common/config_file.h"
+#include "common/conninfo.h"
 #include "common/error.h"
+#include "common/log.h"
 #include "common/instance_paths.h"
 #include "common/signal_watch.h"
 #include "keeper/keeper_service.h"
@@ -31,7 +34,10 @@ struct CreatePostgresArgs {
   bool replace_data = false;
   bool run = false;
   std::string pg_bindir;
+  SecurityOptions security;
 };
+
+void env_log_warning(CliEnv& env, std::string_view message) { Logger(env.log, "create").warn("{}", message); }
 
 }  // namespace
 
@@ -53,9 +59,16 @@ void add_create_postgres_command(CLI::App& create, CliEnv& env) {
   cmd->add_option("--state-dir", a->state_dir, "pgfailover's own files (default: <pgdata>.pgfailover)");
   cmd->add_option("--pg-bindir", a->pg_bindir, "PostgreSQL server binaries (default: /usr/lib/postgresql/15/bin)");
   cmd->add_flag("--run", a->run, "Go on as the keeper (like pgfailover run) once created");
+  add_security_options(cmd, a->security,
+                       "How peers and the monitor authenticate here: trust (default on loopback) or scram-sha-256 "
+                       "(default otherwise)",
+                       "The formation's passwords: a copy of the monitor's <state dir>/secrets (else "
+                       "$PGFAILOVER_SECRETS_FILE or the PGFAILOVER_*_PASSWORD variables); needed by scram-sha-256");
   cmd->footer(
-      "Example:\n  sudo -u postgres pgfailover create postgres --pgdata /var/lib/postgresql/15/main --pgport 5432 \\\n"
-      "      --hostname idp001 --monitor postgresql://pgfailover_node@sec001:5431/pgfailover --run");
+      "TLS: " + std::string(kTlsOptionsHelp) +
+      ".\nExample:\n  sudo -u postgres pgfailover create postgres --pgdata /var/lib/postgresql/15/main --pgport 5432 \\\n"
+      "      --hostname idp001 --monitor 'postgresql://pgfailover_node@sec001:5431/pgfailover?sslmode=require' \\\n"
+      "      --ssl-self-signed --auth scram-sha-256 --secrets-file /root/pgfailover-secrets --run");
   cmd->callback([a, &env] {
     KeeperConfig c;
     auto pgdata = resolve_pgdata(a->pgdata);
@@ -78,10 +91,18 @@ void add_create_postgres_command(CLI::App& create, CliEnv& env) {
     }
     c.replace_data = a->replace_data;
     c.pg_bindir = a->pg_bindir;
+    NodeSecurity security;
+    security.tls = a->security.tls;
+    if (!a->security.auth.empty()) security.auth = parse_auth_method(a->security.auth);
+    security.passwords = given_passwords(a->security);
+    if (auto ci = ConnInfo::parse(c.monitor_uri, "monitor URI"); ci.has("password")) {
+      env_log_warning(env, "a password in --monitor is visible to every user of this host (ps) while this command "
+                           "runs: give it in the secrets file or PGFAILOVER_KEEPER_PASSWORD instead");
+    }
     // Before anything else, so no thread ever sees these signals unblocked.
     std::unique_ptr<SignalWatch> signals;
     if (a->run) signals = std::make_unique<SignalWatch>();
-    auto created = create_postgres_node(c, paths, env.log);
+    auto created = create_postgres_node(c, security, paths, env.log);
     if (created.already_created) {
       std::cout << paths.pgdata.string() << " is already created as node " << created.name << " (id "
                 << created.node_id << "); see " << paths.config_file().string() << "\n";

@@ -76,7 +76,9 @@ void add_show_uri(CLI::App* show) {
                   "Print only the formation's URI in this form: libpq (target_session_attrs=read-write) or jdbc "
                   "(targetServerType=primary, for Keycloak's KC_DB_URL)")
       ->check(CLI::IsMember({"libpq", "jdbc"}));
-  cmd->add_option("--sslmode", *sslmode, "Add this sslmode: disable, allow, prefer, require, verify-ca, verify-full");
+  cmd->add_option("--sslmode", *sslmode,
+                  "sslmode of the URIs: disable, allow, prefer, require, verify-ca, verify-full (default: the TLS "
+                  "choice of the local --pgdata, else require when the monitor speaks TLS)");
   add_json_flag(cmd, o->json);
   cmd->footer(std::string(kMonitorHelp) +
               "No password is ever printed: clients bring their own (~/.pgpass, KC_DB_PASSWORD).\n"
@@ -84,8 +86,10 @@ void add_show_uri(CLI::App* show) {
               "  KC_DB_URL=\"$(pgfailover show uri --format jdbc --monitor postgresql://pgfailover_node@sec001:5431/pgfailover)\"");
   cmd->callback([o, format, sslmode] {
     auto s = open_session(*o);
-    FormationUris uris{s.formation, s.target.uri, s.api.formation_uri(s.formation, "libpq", *sslmode),
-                       s.api.formation_uri(s.formation, "jdbc", *sslmode)};
+    auto tls = uri_tls(*sslmode, s.target.local, s.api.ssl_in_use());
+    FormationUris uris{s.formation, s.target.uri,
+                       with_sslrootcert(s.api.formation_uri(s.formation, "libpq", tls.sslmode), tls.sslrootcert),
+                       with_sslrootcert(s.api.formation_uri(s.formation, "jdbc", tls.sslmode), tls.sslrootcert)};
     if (o->json) {
       auto j = uris_json(uris);
       if (!format->empty()) j["uri"] = *format == "jdbc" ? uris.jdbc : uris.libpq;

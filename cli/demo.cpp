@@ -33,6 +33,8 @@ using nlohmann::json;
 
 constexpr const char* kStateFileName = "demo.json";
 constexpr const char* kPassFileName = "pgpass";
+// The demo's nodes use self-signed certificates: encrypted, not verified.
+constexpr const char* kAppSslMode = "require";
 // The role clients of the demo connect as; its password is only in <dir>/pgpass.
 constexpr const char* kAppUser = "demo";
 constexpr const char* kServiceUser = "postgres";
@@ -53,7 +55,7 @@ struct DemoState {
   fs::path file() const { return dir / kStateFileName; }
   fs::path passfile() const { return dir / kPassFileName; }
   std::string monitor_uri() const {
-    return fmt::format("postgresql://pgfailover_node@127.0.0.1:{}/pgfailover", monitor.port);
+    return fmt::format("postgresql://pgfailover_node@127.0.0.1:{}/pgfailover?sslmode=require", monitor.port);
   }
   std::vector<const DemoInstance*> all() const {
     std::vector<const DemoInstance*> out;
@@ -305,8 +307,9 @@ std::string libpq_uri_for_app(const std::string& uri) {
 
 void print_state_and_uris(const DemoState& s, MonitorApi& api, std::ostream& out) {
   out << "\n" << render_state_table(api.current_state("default")) << "\n";
-  auto libpq = api.formation_uri("default", "libpq", "");
-  auto jdbc = api.formation_uri("default", "jdbc", "");
+  // Every node serves TLS (--ssl-self-signed): so do the applications' URIs.
+  auto libpq = api.formation_uri("default", "libpq", kAppSslMode);
+  auto jdbc = api.formation_uri("default", "jdbc", kAppSslMode);
   out << "Monitor:             " << s.monitor_uri() << "\n"
       << "Application (libpq): " << libpq_uri_for_app(libpq) << "\n"
       << "Application (JDBC):  " << jdbc << "&user=" << kAppUser << "\n"
@@ -371,7 +374,7 @@ void demo_up(const DemoOptions& o, std::ostream& out) {
   try {
     try {
       run_pgfailover(s, {"create", "monitor", "--pgdata", s.monitor.pgdata.string(), "--pgport",
-                         std::to_string(s.monitor.port), "--hostname", "127.0.0.1"},
+                         std::to_string(s.monitor.port), "--hostname", "127.0.0.1", "--ssl-self-signed"},
                      "pgfailover create monitor");
     } catch (const Error& e) {
       if (!s.run_as) throw;
@@ -403,7 +406,8 @@ void demo_up(const DemoOptions& o, std::ostream& out) {
         n.port = find_free_port("127.0.0.1");
         try {
           run_pgfailover(s, {"create", "postgres", "--pgdata", n.pgdata.string(), "--pgport", std::to_string(n.port),
-                             "--hostname", "127.0.0.1", "--name", n.name, "--monitor", s.monitor_uri()},
+                             "--hostname", "127.0.0.1", "--name", n.name, "--monitor", s.monitor_uri(),
+                             "--ssl-self-signed"},
                          "pgfailover create postgres " + n.name);
           break;
         } catch (const Error&) {
@@ -446,7 +450,7 @@ void demo_failover(const DemoOptions& o, std::ostream& out) {
     throw Error("no settled primary with a standby right now: see pgfailover show state --monitor {}", s.monitor_uri());
   }
   auto& victim = s.node(primary->name);
-  auto libpq = api.formation_uri("default", "libpq", "");
+  auto libpq = api.formation_uri("default", "libpq", kAppSslMode);
   EventFollower follower(api, "default");
 
   out << "Killing the primary " << victim.name << " (127.0.0.1:" << victim.port << "): its keeper and its Postgres,\n"

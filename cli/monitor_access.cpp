@@ -2,21 +2,20 @@
 
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdlib>
 
 #include "common/config_file.h"
 #include "common/conninfo.h"
 #include "common/error.h"
 #include "common/log.h"
+#include "keeper/keeper_config.h"
+#include "keeper/node_setup.h"
 #include "monitor/monitor_setup.h"
 
 namespace pgf {
 
 namespace {
-
-// The key under which `create monitor` keeps pgfailover_node's password in the
-// monitor's secrets file (monitor/monitor_setup.cpp).
-constexpr const char* kKeeperPasswordKey = "monitor.pgfailover_node_password";
 
 std::string env_or_empty(const char* name) {
   const char* v = std::getenv(name);
@@ -45,19 +44,21 @@ MonitorTarget target_from_uri(const std::string& uri, const std::string& source)
 MonitorTarget target_from_local(const LocalInstance& local, const std::string& source) {
   auto config = ConfigFile::load(local.paths.config_file().string());
   if (local.role == "keeper") {
-    auto uri = config.require("monitor.uri");
-    auto t = target_from_uri(uri, source);
-    t.local = local;
-    return t;
+    // As the keeper connects: its TLS choice, and its password when this
+    // user may read its secrets file.
+    auto kc = KeeperConfig::from_file(config);
+    auto ci = with_cli_defaults(ConnInfo::parse(monitor_conninfo(kc, local.paths), "monitor URI"));
+    return MonitorTarget{ci.to_conninfo(), endpoint_of(ci), display_uri(ci), source, local};
   }
-  // A monitor: reach it the way keepers do (pgfailover_node over TCP), with
-  // the password `create monitor` generated when it uses scram-sha-256.
+  // A monitor: reach it the way keepers do (pgfailover_node over TCP, with
+  // its TLS choice), with the password `create monitor` generated when it
+  // uses scram-sha-256.
   auto mc = MonitorConfig::from(config);
   auto ci = with_cli_defaults(ConnInfo::parse(mc.keeper_uri(), "monitor URI"));
+  mc.tls.apply_to(ci, "the monitor URI");
   if (mc.auth == KeeperAuth::ScramSha256 && !ci.has("password")) {
-    auto secrets = local.paths.secrets_file();
-    if (::access(secrets.c_str(), R_OK) == 0) {
-      if (auto pw = ConfigFile::load(secrets.string()).get(kKeeperPasswordKey)) ci.set("password", *pw);
+    if (auto pw = RolePasswords::load_if_readable(local.paths.secrets_file()); pw && pw->keeper) {
+      ci.set("password", *pw->keeper);
     }
   }
   return MonitorTarget{ci.to_conninfo(), endpoint_of(ci), display_uri(ci), source, local};
@@ -85,7 +86,10 @@ std::optional<LocalInstance> load_local_instance(const fs::path& pgdata) {
     if (auto n = config.get("node.name"); n && !n->empty()) local.node_name = *n;
     local.host = config.require("postgres.hostname");
     local.port = config.get_int("postgres.port", 5432);
-  } else if (local.role != "monitor") {
+    local.tls = TlsSettings::from(config);
+  } else if (local.role == "monitor") {
+    local.tls = TlsSettings::from(config);
+  } else {
     throw Error("{}: unknown role \"{}\" (expected monitor or keeper)", paths.config_file().string(), local.role);
   }
   return local;
@@ -160,6 +164,35 @@ std::string display_uri(const ConnInfo& ci) {
   uri += "/" + ci.get("dbname", kMonitorDbName);
   if (ci.has("sslmode")) uri += "?sslmode=" + ci.get("sslmode");
   return uri;
+}
+
+UriTls uri_tls(const std::string& sslmode_option, const std::optional<LocalInstance>& local, bool monitor_session_tls) {
+  UriTls out;
+  const TlsSettings* tls = local ? &local->tls : nullptr;
+  if (!sslmode_option.empty()) {
+    out.sslmode = sslmode_option;
+  } else if (tls && tls->enabled()) {
+    out.sslmode = tls->client_sslmode();
+  } else if (monitor_session_tls) {
+    out.sslmode = "require";
+  }
+  if ((out.sslmode == "verify-full" || out.sslmode == "verify-ca") && tls && tls->mode == TlsMode::VerifyFull) {
+    out.sslrootcert = tls->ca_file.string();
+  }
+  return out;
+}
+
+std::string with_sslrootcert(const std::string& uri, const std::string& sslrootcert) {
+  if (sslrootcert.empty()) return uri;
+  std::string encoded;
+  for (unsigned char c : sslrootcert) {
+    if (std::isalnum(c) || c == '-' || c == '.' || c == '_' || c == '~' || c == '/') {
+      encoded += static_cast<char>(c);
+    } else {
+      encoded += fmt::format("%{:02X}", c);
+    }
+  }
+  return uri + (uri.find('?') == std::string::npos ? "?" : "&") + "sslrootcert=" + encoded;
 }
 
 // ---- MonitorApi

@@ -16,6 +16,7 @@
 
 #include "common/instance_paths.h"
 #include "common/pg_connection.h"
+#include "common/tls.h"
 
 namespace pgf {
 
@@ -35,6 +36,7 @@ struct LocalInstance {
   std::optional<std::string> node_name;  // a keeper's node name, when its configuration has one
   std::string host;                      // a keeper's registered host and port
   int port = 0;
+  TlsSettings tls;                       // its TLS choice: the sslmode of the URIs it hands out
 };
 
 // Reads the instance configuration of `pgdata`; nullopt when there is none.
@@ -58,6 +60,17 @@ MonitorTarget resolve_monitor(const MonitorLocation& where);
 std::string short_connect_reason(std::string_view libpq_message);
 // postgresql://user@host:port/dbname?sslmode=.. from a parsed connection string; no password.
 std::string display_uri(const ConnInfo& ci);
+// The sslmode (and CA file, for verify-*) of the URIs `show uri` prints:
+// --sslmode when given, else the local instance's TLS choice, else
+// "require" when the CLI's own session with the monitor is encrypted (a
+// deployment with TLS at the monitor uses it everywhere), else none.
+struct UriTls {
+  std::string sslmode;
+  std::string sslrootcert;
+};
+UriTls uri_tls(const std::string& sslmode_option, const std::optional<LocalInstance>& local, bool monitor_session_tls);
+// `uri` with &sslrootcert=<percent-encoded path> added (nothing for an empty path).
+std::string with_sslrootcert(const std::string& uri, const std::string& sslrootcert);
 
 // ---- the API's rows
 
@@ -147,6 +160,8 @@ class MonitorApi {
   void listen_events();
   bool wait_for_events(std::chrono::milliseconds timeout);
   int socket() const { return conn_.socket(); }
+  // The session with the monitor is encrypted.
+  bool ssl_in_use() const { return conn_.ssl_in_use(); }
 
  private:
   MonitorApi(MonitorTarget target, PgConnection conn) : target_(std::move(target)), conn_(std::move(conn)) {}

@@ -22,6 +22,7 @@ struct InstancePaths {
   fs::path service_log() const { return state_dir / "pgfailover.log"; }
   fs::path socket_dir() const { return state_dir; }                         // Postgres's Unix socket
   fs::path secrets_file() const { return state_dir / "secrets"; }          // passwords, mode 0600
+  fs::path pgpass_file() const { return state_dir / "pgpass"; }            // the same for libpq tools, mode 0600
 };
 
 // Resolves the data directory from --pgdata or $PGDATA; throws if neither is set.

@@ -207,6 +207,24 @@ std::vector<Notification> PgConnection::wait_for_notifications(std::chrono::mill
   return take_notifications();
 }
 
+bool PgConnection::ssl_in_use() const { return conn_ && PQsslInUse(conn_) == 1; }
+
+void PgConnection::set_role_password(std::string_view role, std::string_view password) {
+  if (!conn_) throw Error("not connected to {}", what_);
+  std::string r(role), pw(password);
+  // The verifier is computed here: the password never reaches the server,
+  // whose log would show the statement on an error.
+  char* verifier = PQencryptPasswordConn(conn_, pw.c_str(), r.c_str(), "scram-sha-256");
+  if (!verifier) {
+    throw Error("cannot compute the SCRAM verifier for role {}: {}", role, trimmed_message(PQerrorMessage(conn_)));
+  }
+  std::string literal = sql_literal(verifier);
+  PQfreemem(verifier);
+  // ALTER ROLE takes no parameters; the role is ours and quoted, the verifier
+  // is base64 and '$' only.
+  exec("ALTER ROLE " + sql_identifier(role) + " PASSWORD " + literal);
+}
+
 int PgConnection::socket() const { return conn_ ? PQsocket(conn_) : -1; }
 int PgConnection::backend_pid() const { return conn_ ? PQbackendPID(conn_) : 0; }
 std::string PgConnection::host() const { return conn_ && PQhost(conn_) ? PQhost(conn_) : ""; }

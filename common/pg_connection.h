@@ -106,6 +106,12 @@ class PgConnection {
   std::vector<Notification> wait_for_notifications(std::chrono::milliseconds timeout);
   std::vector<Notification> take_notifications();
 
+  // Sets a role's password as a SCRAM-SHA-256 verifier computed by libpq on
+  // this side: the server (and its log) never sees the password.
+  void set_role_password(std::string_view role, std::string_view password);
+  // The connection is encrypted (TLS).
+  bool ssl_in_use() const;
+
   int socket() const;
   int backend_pid() const;
   std::string host() const;

@@ -50,6 +50,7 @@ std::string render_hba_block(const HbaAccess& access) {
     // The keeper connects over the Unix socket as the OS user it runs as.
     out += fmt::format("local all {} peer # keeper\n", access.local_user);
   }
+  std::string_view type = access.tls ? "hostssl" : "host";
   auto peers = access.peers;
   // By node id; the addresses of one node keep their order.
   std::stable_sort(peers.begin(), peers.end(), [](const auto& a, const auto& b) { return a.id < b.id; });
@@ -57,12 +58,20 @@ std::string render_hba_block(const HbaAccess& access) {
     auto addr = hba_address(p.host);
     // Streaming and base backups; the postgres database for pg_rewind's source
     // connection and the CHECKPOINT a rejoining node asks for.
-    out += fmt::format("host replication {} {} {} {}{}\n", kReplicationRole, addr, access.auth_method, kNodeTag, p.id);
-    out += fmt::format("host postgres {} {} {} {}{}\n", kReplicationRole, addr, access.auth_method, kNodeTag, p.id);
+    out += fmt::format("{} replication {} {} {} {}{}\n", type, kReplicationRole, addr, access.auth_method, kNodeTag,
+                       p.id);
+    out += fmt::format("{} postgres {} {} {} {}{}\n", type, kReplicationRole, addr, access.auth_method, kNodeTag, p.id);
   }
   for (const auto& m : access.monitor_hosts) {
-    out += fmt::format("host all {} {} {} # monitor\n", kHealthCheckRole, hba_address(m), access.auth_method);
+    // The health check connects to the postgres database and does nothing else.
+    out += fmt::format("{} postgres {} {} {} # monitor\n", type, kHealthCheckRole, hba_address(m), access.auth_method);
   }
+  // Nothing else for our roles, whatever lines follow (initdb's own "host all
+  // all 127.0.0.1/32" would let them into every database, and in clear text
+  // when the grants above are hostssl). The only lines with a wildcard: denials.
+  out += fmt::format("host all {},{} all reject # nothing else for pgfailover's roles\n", kReplicationRole,
+                     kHealthCheckRole);
+  out += fmt::format("host replication {} all reject # nothing else for pgfailover's roles\n", kReplicationRole);
   out += std::string(kEnd) + "\n";
   return out;
 }
@@ -95,7 +104,7 @@ std::vector<std::int64_t> hba_block_peer_ids(std::string_view pg_hba) {
     auto nl = block.find('\n');
     auto line = block.substr(0, nl);
     block = nl == std::string_view::npos ? std::string_view{} : block.substr(nl + 1);
-    if (line.rfind("host replication ", 0) != 0) continue;
+    if (line.rfind("host replication ", 0) != 0 && line.rfind("hostssl replication ", 0) != 0) continue;
     auto tag = line.rfind(kNodeTag);
     if (tag == std::string_view::npos) continue;
     auto num = line.substr(tag + kNodeTag.size());

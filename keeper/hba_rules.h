@@ -24,7 +24,10 @@ struct HbaAccess {
   std::vector<HbaPeer> peers;               // may replicate from us (and read WAL for pg_rewind)
   std::vector<std::string> monitor_hosts;   // health checks as pgfailover_monitor
   std::string local_user;                   // OS user of the keeper: `local` peer access to its own Postgres
-  std::string auth_method = "trust";        // per address and role; passwords come with TLS (issue 8)
+  std::string auth_method = "trust";        // per address and role: trust or scram-sha-256
+  // hostssl lines, and plain TCP refused for our roles (else a plain
+  // connection could get in through initdb's own "host all all" lines).
+  bool tls = false;
 };
 
 // "10.0.0.5" -> "10.0.0.5/32", "::1" -> "::1/128", a host name stays as it is.

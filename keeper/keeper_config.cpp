@@ -8,24 +8,6 @@
 
 namespace pgf {
 
-bool valid_host_name(std::string_view host) {
-  if (host.empty() || host.size() > 253) return false;
-  auto ok_first = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == ':'; };
-  if (!ok_first(host.front())) return false;
-  for (char c : host) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == ':' || c == '-')) return false;
-  }
-  return true;
-}
-
-bool valid_object_name(std::string_view name) {
-  if (name.empty() || name.size() > 63) return false;
-  for (char c : name) {
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
-  }
-  return true;
-}
-
 void KeeperConfig::validate() const {
   if (pgdata.empty()) throw Error("no data directory: give --pgdata DIR");
   if (port < 1 || port > 65535) throw Error("--pgport {} is out of range 1..65535", port);
@@ -35,7 +17,6 @@ void KeeperConfig::validate() const {
   }
   if (monitor_uri.empty()) throw Error("--monitor is required: the monitor's URI, e.g. postgresql://pgfailover_node@sec001:5431/pgfailover");
   auto ci = ConnInfo::parse(monitor_uri, "monitor URI");
-  (void)ci;
   if (!valid_object_name(formation)) {
     throw Error("formation \"{}\" is invalid: use letters, digits, '_' and '-' (at most 63)", formation);
   }
@@ -49,6 +30,12 @@ void KeeperConfig::validate() const {
   if (candidate_priority < 0 || candidate_priority > 100) {
     throw Error("candidate priority {} is out of range 0..100", candidate_priority);
   }
+  if (tls.enabled() && (tls.cert_file.empty() || tls.key_file.empty())) {
+    throw Error("TLS is {} but no server certificate and key are configured", pgf::name(tls.mode));
+  }
+  // What the node hands libpq for the monitor: refused now if it asks for
+  // less than the TLS choice.
+  tls.apply_to(ci, "--monitor URI");
 }
 
 KeeperConfig KeeperConfig::from_file(const ConfigFile& f) {
@@ -68,7 +55,9 @@ KeeperConfig KeeperConfig::from_file(const ConfigFile& f) {
   c.candidate_priority = f.get_int("node.candidate_priority", 50);
   c.replication_quorum = f.get_bool("node.replication_quorum", true);
   c.replace_data = f.get_bool("node.replace_data", false);
+  c.tls = TlsSettings::from(f);
   try {
+    c.auth = parse_auth_method(f.get_or("postgres.auth", "trust"));
     c.validate();
   } catch (const Error& e) {
     throw Error("{}: {}", f.origin(), e.what());
@@ -91,6 +80,8 @@ ConfigFile KeeperConfig::to_file() const {
   f.set("node.candidate_priority", std::to_string(candidate_priority));
   f.set("node.replication_quorum", replication_quorum ? "true" : "false");
   f.set("node.replace_data", replace_data ? "true" : "false");
+  f.set("postgres.auth", pgf::name(auth));
+  tls.save_to(f);
   return f;
 }
 

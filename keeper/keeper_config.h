@@ -6,6 +6,9 @@
 #include <string>
 
 #include "common/fs.h"
+#include "common/names.h"
+#include "common/secrets.h"
+#include "common/tls.h"
 
 namespace pgf {
 
@@ -24,6 +27,11 @@ struct KeeperConfig {
   bool replication_quorum = true;
   bool replace_data = false;       // a non-empty PGDATA may be moved aside to become a standby
   std::string pg_bindir;           // empty: PostgresBinaries::locate()
+  // How peers and the monitor authenticate in this node's pg_hba.conf lines
+  // (scram-sha-256: with the passwords of <state dir>/secrets).
+  AuthMethod auth = AuthMethod::Trust;
+  // This node's TLS: the server's files, and how it connects to the monitor and its peers.
+  TlsSettings tls;
 
   // Throws pgf::Error with one line naming the bad value.
   void validate() const;
@@ -31,9 +39,5 @@ struct KeeperConfig {
   ConfigFile to_file() const;
 };
 
-// Host names and addresses as the monitor accepts them (register_node).
-bool valid_host_name(std::string_view host);
-// Node and formation names: letters, digits, '_', '-', 1..63 characters.
-bool valid_object_name(std::string_view name);
 
 }  // namespace pgf

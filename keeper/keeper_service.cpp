@@ -174,10 +174,10 @@ class KeeperLoop {
         state_(state),
         log_(sink, "keeper"),
         signals_(signals),
-        monitor_(cfg.monitor_uri, log_.child("monitor")),
+        monitor_(monitor_conninfo(cfg, paths), log_.child("monitor")),
         node_(postgres_node_options(cfg, paths), state, log_.child("node")),
         actions_(node_, log_),
-        heartbeat_(cfg.monitor_uri, log_, state.record().node_id) {
+        heartbeat_(monitor_conninfo(cfg, paths), log_, state.record().node_id) {
     const auto& r = state_.record();
     last_contact_ms_ = r.last_monitor_contact_ms;
     last_standby_seen_ms_ = r.last_standby_seen_ms;

@@ -75,6 +75,8 @@ std::string PostgresNode::upstream_conninfo(const Peer& up, bool for_sql) const 
   ci.set("port", std::to_string(up.port));
   ci.set("user", std::string(kReplicationRole));
   ci.set("connect_timeout", "2");
+  if (opt_.auth == AuthMethod::ScramSha256 && !opt_.passfile.empty()) ci.set("passfile", opt_.passfile.string());
+  opt_.tls.apply_to(ci, "the replication connection");
   if (for_sql) {
     ci.set("dbname", "postgres");
     ci.set("application_name", "pgfailover keeper " + std::to_string(self_id()));
@@ -186,7 +188,9 @@ bool PostgresNode::write_settings(const std::map<std::string, std::string>& role
       {"wal_sender_timeout", "5s"},
       {"wal_receiver_status_interval", "1s"},
       {"wal_retrieve_retry_interval", "1s"},
+      {"password_encryption", "scram-sha-256"},
   };
+  want.merge(opt_.tls.server_settings());
   for (const char* key : kRoleKeys) {
     auto r = role.find(key);
     if (r != role.end()) {
@@ -241,6 +245,8 @@ bool PostgresNode::write_hba(const std::vector<Peer>& peers) {
     for (const auto& h : hba_hosts(m)) access.monitor_hosts.push_back(h);
   }
   access.local_user = current_user_name();
+  access.auth_method = std::string(name(opt_.auth));
+  access.tls = opt_.tls.enabled();
   fs::path file = opt_.pgdata / "pg_hba.conf";
   std::string before = read_file_if_exists(file).value_or("");
   std::string after = replace_hba_block(before, render_hba_block(access));
@@ -810,6 +816,12 @@ Progress PostgresNode::ensure_replication_access(const Goal& g) {
       END
       $$)sql",
                        kReplicationRole, kHealthCheckRole));
+    // Least privilege, also for roles of these names that an adopted data
+    // directory already had: replication and login only, nothing else.
+    c.exec(fmt::format("ALTER ROLE {} WITH LOGIN REPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+                       kReplicationRole));
+    c.exec(fmt::format("ALTER ROLE {} WITH LOGIN NOREPLICATION NOSUPERUSER NOCREATEDB NOCREATEROLE NOBYPASSRLS",
+                       kHealthCheckRole));
     // What pg_rewind's source connection reads, and the CHECKPOINT a rejoining
     // node asks for: no superuser needed.
     c.exec(fmt::format(
@@ -817,8 +829,18 @@ Progress PostgresNode::ensure_replication_access(const Goal& g) {
         "pg_catalog.pg_stat_file(text, boolean), pg_catalog.pg_read_binary_file(text), "
         "pg_catalog.pg_read_binary_file(text, bigint, bigint, boolean) TO {0}",
         kReplicationRole));
-    auto member = c.query_value(fmt::format("SELECT pg_has_role('{}', 'pg_checkpoint', 'MEMBER')", kReplicationRole));
+    auto member = c.query_value("SELECT pg_has_role($1, 'pg_checkpoint', 'MEMBER')", {param(kReplicationRole)});
     if (member.value_or("f") != "t") c.exec(fmt::format("GRANT pg_checkpoint TO {}", kReplicationRole));
+    if (opt_.auth == AuthMethod::ScramSha256) {
+      // Set on every keeper start of a primary, so a changed secrets file
+      // takes effect; the standbys get them by replication.
+      if (!opt_.replication_password || !opt_.health_check_password) {
+        throw Error("scram-sha-256 needs the passwords of {} and {} in the secrets file of this node", kReplicationRole,
+                    kHealthCheckRole);
+      }
+      c.set_role_password(kReplicationRole, *opt_.replication_password);
+      c.set_role_password(kHealthCheckRole, *opt_.health_check_password);
+    }
     roles_ensured_ = true;
   }
   auto r = c.exec(

@@ -16,6 +16,8 @@
 #include "common/log.h"
 #include "common/pg_connection.h"
 #include "common/process.h"
+#include "common/secrets.h"
+#include "common/tls.h"
 #include "keeper/transition_table.h"
 #include "keeper/wal_position.h"
 
@@ -33,6 +35,15 @@ struct PostgresNodeOptions {
   fs::path socket_dir;
   fs::path postgres_log;
   PostgresBinaries binaries;
+  AuthMethod auth = AuthMethod::Trust;  // what our pg_hba lines ask of peers and the monitor
+  TlsSettings tls;                      // our server's TLS, and how we connect to peers
+  // scram-sha-256: a .pgpass file (0600) with pgfailover_replicator's password,
+  // named in every replication connection (walreceiver, pg_basebackup,
+  // pg_rewind) so the password is on no command line and in no setting.
+  fs::path passfile;
+  // Set on the roles by the primary (as SCRAM verifiers); they replicate.
+  std::optional<std::string> replication_password;
+  std::optional<std::string> health_check_password;
 };
 
 // What the keeper reports (see node_active in docs/monitor-api.md).

@@ -49,7 +49,7 @@ struct HealthChecker::Probe {
   bool in_flight() const { return conn != nullptr; }
 };
 
-HealthChecker::HealthChecker(Logger log) : log_(std::move(log)) {}
+HealthChecker::HealthChecker(Logger log, HealthCheckLogin login) : log_(std::move(log)), login_(std::move(login)) {}
 HealthChecker::~HealthChecker() = default;
 
 void HealthChecker::set_targets(const std::vector<HealthTarget>& targets) {
@@ -82,13 +82,24 @@ void HealthChecker::start_due(TimeMs now) {
     // libpq counts connect_timeout in whole seconds and no less than 2; the
     // loop enforces the real timeout, this only bounds a check we forgot.
     std::string connect_timeout = std::to_string(std::max<TimeMs>(2, (settings_.timeout + 999) / 1000));
-    const char* keys[] = {"host",   "port",          "user",            "dbname",     "connect_timeout",
-                          "application_name", "gssencmode", nullptr};
-    const char* values[] = {p->target.host.c_str(), port.c_str(), "pgfailover_monitor", "postgres",
-                            connect_timeout.c_str(), "pgfailover_health_check", "disable", nullptr};
-    // Name resolution inside PQconnectStartParams blocks; nodes are
-    // addressed by IP or by names in /etc/hosts in the deployments we target.
-    p->conn = PQconnectStartParams(keys, values, 0);
+    std::vector<const char*> keys{"host", "port", "user", "dbname", "connect_timeout", "application_name", "gssencmode"};
+    std::vector<const char*> values{p->target.host.c_str(), port.c_str(), "pgfailover_monitor", "postgres",
+                                    connect_timeout.c_str(), "pgfailover_health_check", "disable"};
+    if (!login_.sslmode.empty()) {
+      keys.push_back("sslmode");
+      values.push_back(login_.sslmode.c_str());
+    }
+    if (!login_.sslrootcert.empty()) {
+      keys.push_back("sslrootcert");
+      values.push_back(login_.sslrootcert.c_str());
+    }
+    if (login_.password) {
+      keys.push_back("password");
+      values.push_back(login_.password->c_str());
+    }
+    keys.push_back(nullptr);
+    values.push_back(nullptr);
+    p->conn = PQconnectStartParams(keys.data(), values.data(), 0);
     if (!p->conn) {
       finish(*p, false, "out of memory");
       continue;
@@ -125,6 +136,17 @@ void HealthChecker::step(Probe& p) {
       std::string msg = PQerrorMessage(p.conn);
       if (PQconnectionNeedsPassword(p.conn)) {
         finish(p, true, "answers (asks for a password)");
+        return;
+      }
+      // It answered the TLS request with "no": alive, but set up without TLS
+      // while the monitor uses it. Up; said once, it is a configuration error.
+      if (msg.find("server does not support SSL") != std::string::npos) {
+        if (!warned_no_tls_) {
+          log_.warn("node {} ({}:{}) does not offer TLS but the monitor requires it: create every node with the "
+                    "monitor's TLS choice", p.target.name, p.target.host, p.target.port);
+          warned_no_tls_ = true;
+        }
+        finish(p, true, "answers (without TLS)");
         return;
       }
       // Verbose messages read "FATAL:  28P01: password authentication failed ...".

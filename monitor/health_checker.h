@@ -9,6 +9,8 @@
 #include <poll.h>
 
 #include <memory>
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "common/log.h"
@@ -25,9 +27,17 @@ struct HealthSettings {
   static HealthSettings from(const MonitorSettings& s);
 };
 
+// How the checks log in on the nodes: as pgfailover_monitor, with the
+// monitor's TLS choice, and its password under scram-sha-256 (in memory only).
+struct HealthCheckLogin {
+  std::string sslmode;      // "" leaves libpq's default
+  std::string sslrootcert;  // verify-full: the CA
+  std::optional<std::string> password;
+};
+
 class HealthChecker {
  public:
-  explicit HealthChecker(Logger log);
+  explicit HealthChecker(Logger log, HealthCheckLogin login = {});
   ~HealthChecker();
   HealthChecker(const HealthChecker&) = delete;
   HealthChecker& operator=(const HealthChecker&) = delete;
@@ -57,6 +67,8 @@ class HealthChecker {
   void step(Probe& p);
 
   Logger log_;
+  HealthCheckLogin login_;
+  bool warned_no_tls_ = false;
   HealthSettings settings_;
   std::vector<std::unique_ptr<Probe>> probes_;  // by node id
   std::vector<HealthObservation> results_;

@@ -81,6 +81,18 @@ class PostgresSupervisor {
   std::string last_error_;  // said once, not on every retry
 };
 
+// TLS as the monitor's choice; pgfailover_monitor's password from the
+// secrets file when the monitor uses scram-sha-256.
+HealthCheckLogin health_check_login(const InstancePaths& paths, const MonitorConfig& config) {
+  HealthCheckLogin login;
+  login.sslmode = config.tls.client_sslmode();
+  if (config.tls.mode == TlsMode::VerifyFull) login.sslrootcert = config.tls.ca_file.string();
+  if (config.auth == KeeperAuth::ScramSha256 && fs::exists(paths.secrets_file())) {
+    login.password = RolePasswords::load(paths.secrets_file()).health_check;
+  }
+  return login;
+}
+
 class MonitorService {
  public:
   MonitorService(const InstancePaths& paths, const MonitorConfig& config, const Logger& log, SignalWatch& signals)
@@ -91,7 +103,7 @@ class MonitorService {
         conninfo_(config.service_conninfo(paths)),
         where_(config.describe_database(paths)),
         decider_(conninfo_, where_, log.child("decider")),
-        health_(log.child("health")) {
+        health_(log.child("health"), health_check_login(paths, config)) {
     if (!config.database_uri) postgres_.emplace(paths, config, log);
   }
 

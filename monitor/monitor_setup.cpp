@@ -4,12 +4,14 @@
 #include <netdb.h>
 #include <netinet/in.h>
 
-#include <fstream>
+#include <charconv>
+#include <map>
 
 #include "common/config_file.h"
 #include "common/conninfo.h"
 #include "common/error.h"
 #include "common/local_postgres.h"
+#include "common/names.h"
 #include "common/pg_connection.h"
 #include "common/process.h"
 #include "monitor/migrations.h"
@@ -20,7 +22,6 @@ namespace {
 
 constexpr std::string_view kHbaBegin = "# BEGIN pgfailover";
 constexpr std::string_view kHbaEnd = "# END pgfailover";
-constexpr const char* kPasswordKey = "monitor.pgfailover_node_password";
 
 std::string uri_host(const std::string& host) {
   return host.find(':') != std::string::npos ? "[" + host + "]" : host;
@@ -44,31 +45,19 @@ void install_hba_block(const fs::path& pgdata, const std::string& block) {
   write_file_atomic(hba, block + text, 0600);
 }
 
-std::string random_password() {
-  static constexpr std::string_view alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-  std::ifstream urandom("/dev/urandom", std::ios::binary);
-  std::string out;
-  while (out.size() < 32) {
-    unsigned char c = 0;
-    if (!urandom.read(reinterpret_cast<char*>(&c), 1)) throw Error("cannot read /dev/urandom for a password");
-    if (c < 248) out += alphabet[c % alphabet.size()];  // 248 = 4 * 62: no bias
-  }
-  return out;
-}
-
-// Keepers authenticate with a password only the monitor's owner and the
-// operator can read; it is set on the role, never printed or logged.
-fs::path ensure_keeper_password(PgConnection& db, const InstancePaths& paths) {
+// The formation's passwords: the existing secrets file wins (create run
+// again changes nothing), then what was given, and the rest is generated.
+// pgfailover_node gets its password here; the nodes' roles get theirs from
+// the primary's keeper, which reads a copy of this file.
+fs::path ensure_passwords(PgConnection& db, const InstancePaths& paths, const RolePasswords& given, Logger& log) {
   fs::path file = paths.secrets_file();
-  ConfigFile secrets;
-  if (fs::exists(file)) secrets = ConfigFile::load(file.string());
-  auto password = secrets.get(kPasswordKey);
-  if (!password) {
-    password = random_password();
-    secrets.set(kPasswordKey, *password);
-    secrets.save(file.string(), 0600);
-  }
-  db.exec("ALTER ROLE pgfailover_node PASSWORD " + sql_literal(*password));
+  RolePasswords passwords;
+  if (fs::exists(file)) passwords = RolePasswords::load(file);
+  passwords.fill_missing_from(given);
+  passwords.generate_missing();
+  passwords.save(file);
+  db.set_role_password("pgfailover_node", *passwords.keeper);
+  log.info("pgfailover_node authenticates with scram-sha-256; the formation's passwords are in {}", file.string());
   return file;
 }
 
@@ -103,47 +92,25 @@ class StartedPostgres {
 
 }  // namespace
 
-std::string_view name(KeeperAuth a) { return a == KeeperAuth::Trust ? "trust" : "scram-sha-256"; }
-
-KeeperAuth parse_keeper_auth(std::string_view text) {
-  if (text == "trust") return KeeperAuth::Trust;
-  if (text == "scram-sha-256") return KeeperAuth::ScramSha256;
-  throw Error("unknown authentication method \"{}\": use trust or scram-sha-256", text);
-}
-
-bool is_loopback_host(const std::string& host) {
-  if (host == "localhost") return true;
-  addrinfo hints{};
-  hints.ai_family = AF_UNSPEC;
-  hints.ai_socktype = SOCK_STREAM;
-  addrinfo* res = nullptr;
-  if (getaddrinfo(host.c_str(), nullptr, &hints, &res) != 0 || !res) return false;
-  bool all_loopback = true;
-  for (addrinfo* a = res; a; a = a->ai_next) {
-    if (a->ai_family == AF_INET) {
-      auto* in = reinterpret_cast<sockaddr_in*>(a->ai_addr);
-      all_loopback &= (ntohl(in->sin_addr.s_addr) >> 24) == 127;
-    } else if (a->ai_family == AF_INET6) {
-      auto* in6 = reinterpret_cast<sockaddr_in6*>(a->ai_addr);
-      all_loopback &= IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr) != 0;
-    }
-  }
-  freeaddrinfo(res);
-  return all_loopback;
-}
-
-std::string keeper_hba_block(const std::string& hostname, KeeperAuth auth) {
+std::string keeper_hba_block(const std::string& hostname, KeeperAuth auth, bool tls) {
   std::string method(name(auth));
+  std::string type = tls ? "hostssl" : "host";
+  std::string db(kMonitorDbName);
   std::string block = std::string(kHbaBegin) +
                       ": keepers and the CLI call the monitor's API as pgfailover_node "
                       "(rewritten by pgfailover create monitor; add your own lines below)\n";
-  block += "host " + std::string(kMonitorDbName) + " pgfailover_node 127.0.0.1/32 " + method + "\n";
-  block += "host " + std::string(kMonitorDbName) + " pgfailover_node ::1/128 " + method + "\n";
+  block += type + " " + db + " pgfailover_node 127.0.0.1/32 " + method + "\n";
+  block += type + " " + db + " pgfailover_node ::1/128 " + method + "\n";
   if (!is_loopback_host(hostname)) {
     // samenet: the subnets of the monitor's own interfaces, where the keepers
-    // of a typical deployment are. Keepers further away need a line by hand.
-    block += "host " + std::string(kMonitorDbName) + " pgfailover_node samenet " + method + "\n";
+    // of a typical deployment are (their addresses are not known before they
+    // register). Keepers further away need a line by hand.
+    block += type + " " + db + " pgfailover_node samenet " + method + "\n";
   }
+  // Nothing else for pgfailover's roles: without this, a plain connection (or
+  // one to another database) would fall through to initdb's "host all all
+  // 127.0.0.1/32" line below and get in with a password.
+  block += "host all pgfailover_node,pgfailover_monitor all reject\n";
   block += std::string(kHbaEnd) + "\n";
   return block;
 }
@@ -153,10 +120,28 @@ MonitorConfig MonitorConfig::from(const ConfigFile& config) {
   c.pgdata = config.require("postgresql.pgdata");
   c.port = config.get_int("postgresql.port", 0);
   c.hostname = config.get_or("monitor.hostname", "127.0.0.1");
-  c.auth = parse_keeper_auth(config.get_or("monitor.auth", "trust"));
+  if (!valid_host_name(c.hostname)) {
+    throw Error("{}: monitor.hostname \"{}\" is not a host name or an IP address", config.origin(), c.hostname);
+  }
+  try {
+    c.auth = parse_auth_method(config.get_or("monitor.auth", "trust"));
+  } catch (const Error& e) {
+    throw Error("{}: monitor.auth: {}", config.origin(), e.what());
+  }
   c.database_uri = config.get("monitor.database_uri");
+  if (c.database_uri) {
+    try {
+      ConnInfo::parse(*c.database_uri, "monitor database URI");
+    } catch (const Error& e) {
+      throw Error("{}: monitor.database_uri: {}", config.origin(), e.what());
+    }
+  }
   if (!c.database_uri && (c.port <= 0 || c.port > 65535)) {
     throw Error("{}: postgresql.port is missing or out of range 1..65535", config.origin());
+  }
+  c.tls = TlsSettings::from(config);
+  if (!c.database_uri && c.tls.enabled() && c.tls.cert_file.empty()) {
+    throw Error("{}: ssl.mode is {} but ssl.cert_file and ssl.key_file are missing", config.origin(), name(c.tls.mode));
   }
   return c;
 }
@@ -169,6 +154,7 @@ ConfigFile MonitorConfig::to_config() const {
   c.set("monitor.hostname", hostname);
   c.set("monitor.auth", name(auth));
   if (database_uri) c.set("monitor.database_uri", *database_uri);
+  tls.save_to(c);
   return c;
 }
 
@@ -202,10 +188,13 @@ std::string MonitorConfig::describe_database(const InstancePaths& paths) const {
 }
 
 std::string MonitorConfig::keeper_uri() const {
-  if (!database_uri) return fmt::format("postgresql://pgfailover_node@{}:{}/{}", uri_host(hostname), port, kMonitorDbName);
+  std::string query = tls.enabled() ? "?sslmode=" + tls.client_sslmode() : "";
+  if (!database_uri) {
+    return fmt::format("postgresql://pgfailover_node@{}:{}/{}{}", uri_host(hostname), port, kMonitorDbName, query);
+  }
   auto ci = ConnInfo::parse(*database_uri, "monitor database URI");
-  return fmt::format("postgresql://pgfailover_node@{}:{}/{}", uri_host(hostname), ci.get("port", "5432"),
-                     ci.get("dbname", kMonitorDbName));
+  return fmt::format("postgresql://pgfailover_node@{}:{}/{}{}", uri_host(hostname), ci.get("port", "5432"),
+                     ci.get("dbname", kMonitorDbName), query);
 }
 
 MonitorCreated create_monitor(const MonitorOptions& o, LogSink& sink) {
@@ -231,6 +220,10 @@ MonitorCreated create_monitor(const MonitorOptions& o, LogSink& sink) {
                     o.auth ? std::optional(std::string(name(*o.auth))) : std::nullopt, paths.pgdata);
     check_unchanged("monitor database", c.database_uri ? redact_secrets(*c.database_uri) : "(its own Postgres)",
                     o.database_uri ? std::optional(redact_secrets(*o.database_uri)) : std::nullopt, paths.pgdata);
+    auto asked = tls_from_options(o.tls, paths.state_dir, !c.database_uri);
+    std::string had = std::string(name(c.tls.mode)) + (c.tls.ca_file.empty() ? "" : " (CA " + c.tls.ca_file.string() + ")");
+    std::string wants = std::string(name(asked.mode)) + (asked.ca_file.empty() ? "" : " (CA " + asked.ca_file.string() + ")");
+    check_unchanged("TLS", had, wants, paths.pgdata);
   } else {
     auto& c = out.config;
     c.pgdata = paths.pgdata;
@@ -240,12 +233,24 @@ MonitorCreated create_monitor(const MonitorOptions& o, LogSink& sink) {
       std::string uri_host_name = ci.get("host", "localhost");
       if (!uri_host_name.empty() && uri_host_name.front() == '/') uri_host_name = "localhost";
       c.hostname = o.hostname.value_or(uri_host_name);
-      c.port = o.port.value_or(std::stoi(ci.get("port", "5432")));
+      if (o.port) {
+        c.port = *o.port;
+      } else {
+        auto port_text = ci.get("port", "5432");
+        auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), c.port);
+        if (ec != std::errc() || end != port_text.data() + port_text.size() || c.port < 1 || c.port > 65535) {
+          throw Error("the monitor database URI has port \"{}\": give one port of 1..65535, or --pgport", port_text);
+        }
+      }
     } else {
       if (!o.port) throw Error("--pgport is required: the port the monitor's Postgres listens on");
       c.port = *o.port;
       c.hostname = o.hostname.value_or("127.0.0.1");
     }
+    if (!valid_host_name(c.hostname)) {
+      throw Error("--hostname \"{}\" is invalid: use a host name or an IP address", c.hostname);
+    }
+    c.tls = tls_from_options(o.tls, paths.state_dir, !c.database_uri);
     bool loopback = is_loopback_host(c.hostname);
     c.auth = o.auth.value_or(loopback ? KeeperAuth::Trust : KeeperAuth::ScramSha256);
     if (c.auth == KeeperAuth::Trust && !loopback) {
@@ -260,7 +265,7 @@ MonitorCreated create_monitor(const MonitorOptions& o, LogSink& sink) {
   if (c.database_uri) {
     auto db = PgConnection::connect(c.service_conninfo(paths), "monitor database");
     out.migrations_applied = apply_migrations(db, sql_dir, log);
-    if (c.auth == KeeperAuth::ScramSha256) out.password_file = ensure_keeper_password(db, paths);
+    if (c.auth == KeeperAuth::ScramSha256) out.password_file = ensure_passwords(db, paths, o.given_passwords, log);
   } else {
     LocalPostgres pg(paths.pgdata, c.port, paths.socket_dir(), PostgresBinaries::locate(), log);
     if (!pg.initialized()) {
@@ -270,10 +275,15 @@ MonitorCreated create_monitor(const MonitorOptions& o, LogSink& sink) {
       }
       pg.initdb(current_user_name());
     }
-    pg.write_settings({{"listen_addresses", c.hostname},
-                       {"port", std::to_string(c.port)},
-                       {"cluster_name", "pgfailover_monitor"}});
-    install_hba_block(paths.pgdata, keeper_hba_block(c.hostname, c.auth));
+    make_self_signed_certificate(c.tls, c.hostname);
+    c.tls.check_files();
+    std::map<std::string, std::string> settings{{"listen_addresses", c.hostname},
+                                                {"port", std::to_string(c.port)},
+                                                {"cluster_name", "pgfailover_monitor"},
+                                                {"password_encryption", "scram-sha-256"}};
+    settings.merge(c.tls.server_settings());
+    pg.write_settings(settings);
+    install_hba_block(paths.pgdata, keeper_hba_block(c.hostname, c.auth, c.tls.enabled()));
 
     std::optional<StartedPostgres> started;
     if (pg.is_running()) {
@@ -291,7 +301,7 @@ MonitorCreated create_monitor(const MonitorOptions& o, LogSink& sink) {
     }
     auto db = PgConnection::connect(c.service_conninfo(paths), "monitor database");
     out.migrations_applied = apply_migrations(db, sql_dir, log);
-    if (c.auth == KeeperAuth::ScramSha256) out.password_file = ensure_keeper_password(db, paths);
+    if (c.auth == KeeperAuth::ScramSha256) out.password_file = ensure_passwords(db, paths, o.given_passwords, log);
   }
 
   // Last: a create that failed half-way leaves no configuration, so running

@@ -10,14 +10,16 @@
 #include "common/fs.h"
 #include "common/instance_paths.h"
 #include "common/log.h"
+#include "common/net.h"
+#include "common/secrets.h"
+#include "common/tls.h"
 
 namespace pgf {
 
 class ConfigFile;
 
-enum class KeeperAuth { Trust, ScramSha256 };
-std::string_view name(KeeperAuth a);
-KeeperAuth parse_keeper_auth(std::string_view text);  // throws naming the accepted values
+// How keepers and the CLI authenticate as pgfailover_node.
+using KeeperAuth = AuthMethod;
 
 // What <state dir>/pgfailover.conf says about a monitor.
 struct MonitorConfig {
@@ -27,7 +29,12 @@ struct MonitorConfig {
   KeeperAuth auth = KeeperAuth::Trust;
   // An existing Postgres the schema was installed into; then `run` supervises no Postgres.
   std::optional<std::string> database_uri;
+  // Our own Postgres serves TLS with these files; keepers, the CLI and the
+  // health checks connect with its sslmode. With database_uri only the
+  // latter: that server's TLS is its operator's.
+  TlsSettings tls;
 
+  // Throws one line naming the file and the bad value.
   static MonitorConfig from(const ConfigFile& config);
   ConfigFile to_config() const;
 
@@ -35,7 +42,9 @@ struct MonitorConfig {
   // with keepalives and timeouts set, and a description without secrets.
   std::string service_conninfo(const InstancePaths& paths) const;
   std::string describe_database(const InstancePaths& paths) const;
-  // The URI keepers use: postgresql://pgfailover_node@host:port/dbname.
+  // The URI keepers use: postgresql://pgfailover_node@host:port/dbname, with
+  // ?sslmode=require (or verify-full) when TLS is on. No CA path: each node
+  // names its own with --ssl-ca-file.
   std::string keeper_uri() const;
 };
 
@@ -46,6 +55,8 @@ struct MonitorOptions {
   std::optional<std::string> hostname;
   std::optional<KeeperAuth> auth;
   std::optional<std::string> database_uri;
+  TlsOptions tls;               // one choice is required
+  RolePasswords given_passwords;  // from --secrets-file or the environment; the rest is generated
 };
 
 struct MonitorCreated {
@@ -53,7 +64,7 @@ struct MonitorCreated {
   MonitorConfig config;
   bool existed = false;      // the configuration was already there
   int migrations_applied = 0;
-  std::optional<fs::path> password_file;  // where keepers' password is, for scram-sha-256
+  std::optional<fs::path> password_file;  // the formation's passwords, for scram-sha-256
 };
 
 // The database the schema lives in on a monitor's own Postgres.
@@ -61,8 +72,8 @@ inline constexpr const char* kMonitorDbName = "pgfailover";
 
 MonitorCreated create_monitor(const MonitorOptions& options, LogSink& log);
 
-// The pg_hba.conf lines that let keepers in (exposed for tests).
-std::string keeper_hba_block(const std::string& hostname, KeeperAuth auth);
-bool is_loopback_host(const std::string& host);
+// The pg_hba.conf lines that let keepers in (exposed for tests): hostssl
+// when TLS is on, and a final line refusing pgfailover's roles anything else.
+std::string keeper_hba_block(const std::string& hostname, KeeperAuth auth, bool tls = false);
 
 }  // namespace pgf

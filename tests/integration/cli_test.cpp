@@ -250,15 +250,20 @@ TEST_CASE("cli: show, set/get, maintenance, perform, watch, config and drop agai
   REQUIRE_THAT(row(uris, "monitor"), Catch::Contains(m.uri()));
   REQUIRE_THAT(uris, Catch::Contains("postgresql://" + hosts + "/postgres?target_session_attrs=read-write"));
   REQUIRE_THAT(uris, Catch::Contains("jdbc:postgresql://" + hosts + "/postgres?targetServerType=primary"));
+  // The monitor speaks TLS, so the applications' URIs ask for it too.
   REQUIRE(trim(cli_ok({"show", "uri", "--format", "jdbc"}).out) ==
-          "jdbc:postgresql://" + hosts + "/postgres?targetServerType=primary&hostRecheckSeconds=2&connectTimeout=2");
+          "jdbc:postgresql://" + hosts +
+              "/postgres?targetServerType=primary&hostRecheckSeconds=2&connectTimeout=2&ssl=true&sslmode=require");
+  REQUIRE(trim(cli_ok({"show", "uri", "--format", "libpq", "--sslmode", "verify-full"}).out) ==
+          "postgresql://" + hosts + "/postgres?target_session_attrs=read-write&connect_timeout=2&sslmode=verify-full");
   REQUIRE(trim(cli_ok({"show", "uri", "--format", "libpq", "--sslmode", "require"}).out) ==
           "postgresql://" + hosts + "/postgres?target_session_attrs=read-write&connect_timeout=2&sslmode=require");
   auto juri = json_of(cli({"show", "uri", "--json"}));
   require_keys(juri, {"formation", "monitor", "libpq", "jdbc"});
   REQUIRE(juri["monitor"] == m.uri());
   // A password in the monitor URI is used, never printed.
-  auto with_password = "postgresql://pgfailover_node:s3cretpw@127.0.0.1:" + std::to_string(m.port) + "/pgfailover";
+  auto with_password =
+      "postgresql://pgfailover_node:s3cretpw@127.0.0.1:" + std::to_string(m.port) + "/pgfailover?sslmode=require";
   auto r = pgfailover({"show", "uri", "--monitor", with_password});
   REQUIRE(r.status.ok());
   REQUIRE(r.out.find("s3cretpw") == std::string::npos);
@@ -266,7 +271,7 @@ TEST_CASE("cli: show, set/get, maintenance, perform, watch, config and drop agai
 
   // ---- where the monitor comes from: --pgdata of a node or of the monitor, the environment
   REQUIRE(trim(pgfailover_ok({"show", "uri", "--format", "libpq", "--pgdata", a.pgdata.string()}).out) ==
-          "postgresql://" + hosts + "/postgres?target_session_attrs=read-write&connect_timeout=2");
+          "postgresql://" + hosts + "/postgres?target_session_attrs=read-write&connect_timeout=2&sslmode=require");
   REQUIRE_THAT(pgfailover_ok({"show", "state", "--pgdata", m.pgdata.string()}).out, Catch::Contains("secondary"));
   r = pgfailover_env({"show", "state", "--json"}, {{"PGFAILOVER_MONITOR", m.uri()}}, {"PGDATA"});
   REQUIRE(json_of(r)["nodes"].size() == 2);
@@ -458,6 +463,9 @@ TEST_CASE("cli: pgjdbc and psql write through the URIs of show uri across switch
   auto libpq = trim(pgfailover_ok({"show", "uri", "--format", "libpq", "--monitor", m.uri()}).out);
   REQUIRE_THAT(jdbc, Catch::Contains("targetServerType=primary"));
   REQUIRE_THAT(libpq, Catch::Contains("target_session_attrs=read-write"));
+  // Both clients speak TLS to the nodes (--ssl-self-signed): encrypted, not verified.
+  REQUIRE_THAT(jdbc, Catch::EndsWith("&ssl=true&sslmode=require"));
+  REQUIRE_THAT(libpq, Catch::EndsWith("&sslmode=require"));
 
   REQUIRE(jdbc_write(jdbc, "first", password) == a.port);
   REQUIRE(psql_write_eventually(libpq, "first", password) == a.port);

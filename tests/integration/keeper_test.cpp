@@ -319,7 +319,7 @@ struct MonitorNode {
   std::unique_ptr<Service> service;
 
   explicit MonitorNode(const TestDir& dir) : pgdata(dir / "monitor"), port(free_port()) {
-    pgfailover_ok({"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port)});
+    pgfailover_ok({"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port), "--ssl-self-signed"});
     service = std::make_unique<Service>(pgdata);
     wait_until([&] { return states().empty(); }, 30s, "the monitor accepting keepers");
   }
@@ -327,7 +327,9 @@ struct MonitorNode {
     service.reset();
     kill_postmaster(pgdata);
   }
-  std::string uri() const { return "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(port) + "/pgfailover"; }
+  std::string uri() const {
+    return "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(port) + "/pgfailover?sslmode=require";
+  }
   // name -> (reported state, goal state)
   std::map<std::string, std::pair<std::string, std::string>> states() const {
     auto c = PgConnection::connect("host=127.0.0.1 port=" + std::to_string(port) +
@@ -357,7 +359,7 @@ struct KeeperNode {
   }
   void create(const MonitorNode& m, std::vector<std::string> extra = {}) {
     std::vector<std::string> args{"create", "postgres", "--pgdata", pgdata.string(), "--pgport", std::to_string(port),
-                                  "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", name};
+                                  "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", name, "--ssl-self-signed"};
     args.insert(args.end(), extra.begin(), extra.end());
     pgfailover_ok(args);
   }
@@ -641,18 +643,18 @@ TEST_CASE("e2e: bad input, a second keeper and a second create get one clear lin
     return !r.status.ok() && !e.empty() && e.find('\n') == std::string::npos;
   };
   auto r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", "70000", "--hostname",
-                       "127.0.0.1", "--monitor", unreachable});
+                       "127.0.0.1", "--monitor", unreachable, "--ssl-self-signed"});
   REQUIRE(one_line(r));
   r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
-                  "--hostname", "bad host", "--monitor", unreachable});
+                  "--hostname", "bad host", "--monitor", unreachable, "--ssl-self-signed"});
   REQUIRE(one_line(r));
   REQUIRE_THAT(r.err, Catch::Contains("--hostname \"bad host\" is invalid"));
   r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
-                  "--hostname", "127.0.0.1", "--monitor", "postgresql://x:5/db?nonsense=1"});
+                  "--hostname", "127.0.0.1", "--monitor", "postgresql://x:5/db?nonsense=1", "--ssl-self-signed"});
   REQUIRE(one_line(r));
   REQUIRE_THAT(r.err, Catch::Contains("malformed monitor URI"));
   r = pgfailover({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
-                  "--hostname", "127.0.0.1", "--monitor", unreachable});
+                  "--hostname", "127.0.0.1", "--monitor", unreachable, "--ssl-self-signed"});
   REQUIRE(one_line(r));
   REQUIRE_THAT(r.err, Catch::Contains("cannot reach monitor at 127.0.0.1:" + std::to_string(unreachable_port) +
                                       ": connection refused"));
@@ -661,7 +663,7 @@ TEST_CASE("e2e: bad input, a second keeper and a second create get one clear lin
   MonitorNode m(dir);
   a.create(m);
   auto again = pgfailover_ok({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
-                              "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", "a"});
+                              "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", "a", "--ssl-self-signed"});
   REQUIRE_THAT(again.out, Catch::Contains("already created"));
   auto mode = fs::status(a.state_dir / "pgfailover.conf").permissions() & fs::perms::all;
   REQUIRE(mode == (fs::perms::owner_read | fs::perms::owner_write));

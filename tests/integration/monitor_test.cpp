@@ -59,7 +59,8 @@ struct MonitorDir {
       : pgdata(dir / name), paths(InstancePaths::for_pgdata(pgdata)), port(free_port()) {}
 
   CommandResult create(const std::vector<std::string>& extra = {}) const {
-    std::vector<std::string> args{"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port)};
+    std::vector<std::string> args{"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port),
+                                  "--ssl-self-signed"};
     args.insert(args.end(), extra.begin(), extra.end());
     return pgfailover_ok(args);
   }
@@ -260,7 +261,7 @@ TEST_CASE("create monitor from nothing, again, and migrations applied twice", "[
   CHECK((st.st_mode & 0777) == 0600);
   auto conf = read_file(m.paths.config_file());
   CHECK(contains(conf, "role = monitor"));
-  CHECK(contains(read_file(m.pgdata / "pg_hba.conf"), "host pgfailover pgfailover_node 127.0.0.1/32 trust"));
+  CHECK(contains(read_file(m.pgdata / "pg_hba.conf"), "hostssl pgfailover pgfailover_node 127.0.0.1/32 trust"));
   // create leaves no Postgres running behind: `run` supervises it.
   CHECK_FALSE(postmaster_pid(m.pgdata).has_value());
 
@@ -271,7 +272,7 @@ TEST_CASE("create monitor from nothing, again, and migrations applied twice", "[
   CHECK(hba.find("# BEGIN pgfailover") == hba.rfind("# BEGIN pgfailover"));  // not added twice
 
   auto other_port = pgfailover({"create", "monitor", "--pgdata", m.pgdata.string(), "--pgport",
-                                std::to_string(m.port + 1)});
+                                std::to_string(m.port + 1), "--ssl-self-signed"});
   CHECK_FALSE(other_port.status.ok());
   CHECK(contains(other_port.err, "refusing to change it"));
 
@@ -330,17 +331,20 @@ TEST_CASE("scram-sha-256: keepers need the password kept in the state directory"
   MonitorDir m(dir);
   LogSink sink(stderr, LogLevel::Warning);
   auto r = m.create({"--auth", "scram-sha-256"});
-  CHECK(contains(r.out, "password in " + m.paths.secrets_file().string()));
+  CHECK(contains(r.out, "passwords are in " + m.paths.secrets_file().string()));
   struct stat st {};
   REQUIRE(::stat(m.paths.secrets_file().c_str(), &st) == 0);
   CHECK((st.st_mode & 0777) == 0600);
   auto secrets = read_file(m.paths.secrets_file());
-  auto eq = secrets.find("pgfailover_node_password = ");
-  REQUIRE(eq != std::string::npos);
-  auto password = secrets.substr(eq + 27, secrets.find('\n', eq) - eq - 27);
+  auto passwords = RolePasswords::load(m.paths.secrets_file());
+  REQUIRE(passwords.complete());  // keepers', health checks' and replication's, born here
+  auto password = *passwords.keeper;
   CHECK(password.size() == 32);
-  CHECK_FALSE(contains(r.out + r.err, password));  // never printed or logged
-  CHECK(contains(read_file(m.pgdata / "pg_hba.conf"), "host pgfailover pgfailover_node 127.0.0.1/32 scram-sha-256"));
+  for (const auto& pw : passwords.all()) {
+    CHECK_FALSE(contains(r.out + r.err, pw));  // never printed or logged
+    CHECK_FALSE(contains(read_file(m.paths.postgres_log()), pw));
+  }
+  CHECK(contains(read_file(m.pgdata / "pg_hba.conf"), "hostssl pgfailover pgfailover_node 127.0.0.1/32 scram-sha-256"));
 
   // Running create again keeps the password.
   m.create();
@@ -355,6 +359,8 @@ TEST_CASE("scram-sha-256: keepers need the password kept in the state directory"
   // interfaces (and loopback for the local CLI).
   auto block = keeper_hba_block("10.20.30.40", KeeperAuth::ScramSha256);
   CHECK(contains(block, "host pgfailover pgfailover_node samenet scram-sha-256"));
+  CHECK(contains(keeper_hba_block("10.20.30.40", KeeperAuth::ScramSha256, true),
+                 "hostssl pgfailover pgfailover_node samenet scram-sha-256"));
   CHECK_FALSE(contains(keeper_hba_block("localhost", KeeperAuth::Trust), "samenet"));
 }
 
@@ -372,14 +378,15 @@ TEST_CASE("create monitor into an existing Postgres", "[monitor]") {
 
   std::string uri = "postgresql:///monitordb?host=" + plain_sock.string() + "&port=" + std::to_string(port);
   fs::path instance = dir / "instance";
-  auto r = pgfailover_ok({"create", "monitor", "--pgdata", instance.string(), "--monitor-db", uri});
+  // A plain test Postgres without TLS: pgfailover does not configure a server it did not create.
+  auto r = pgfailover_ok({"create", "monitor", "--pgdata", instance.string(), "--monitor-db", uri, "--no-ssl"});
   CHECK(contains(r.out, "applied " + std::to_string(migration_file_count()) + " migrations"));
   CHECK(contains(r.out, "postgresql://pgfailover_node@localhost:" + std::to_string(port) + "/monitordb"));
   CHECK_FALSE(fs::exists(instance / "PG_VERSION"));  // no initdb
   auto paths = InstancePaths::for_pgdata(instance);
   CHECK(contains(read_file(paths.config_file()), "database_uri = " + uri));
 
-  auto again = pgfailover_ok({"create", "monitor", "--pgdata", instance.string(), "--monitor-db", uri});
+  auto again = pgfailover_ok({"create", "monitor", "--pgdata", instance.string(), "--monitor-db", uri, "--no-ssl"});
   CHECK(contains(again.out, "monitor already created in " + paths.pgdata.string() + "; applied 0 new migrations"));
 
   // run decides on that database and supervises no Postgres of its own.
@@ -398,7 +405,7 @@ TEST_CASE("run supervises the monitor's Postgres: SIGTERM leaves it running, a c
   fs::path out = m.paths.state_dir / "create.log";
   // create --run goes on as `run`.
   auto created = ChildProcess::spawn({.argv = {pgfailover_binary(), "create", "monitor", "--pgdata", m.pgdata.string(),
-                                               "--pgport", std::to_string(m.port), "--run"},
+                                               "--pgport", std::to_string(m.port), "--ssl-self-signed", "--run"},
                                       .stdout_path = out.string(),
                                       .stderr_path = out.string()});
   auto stop_created = [&] {
@@ -729,7 +736,7 @@ TEST_CASE("two monitor processes: the other takes over within 5 s of kill -9, no
 
   // The second process shares the first one's database.
   fs::path b = dir / "b";
-  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo()});
+  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo(), "--ssl-self-signed"});
   Service second(b);
   wait_until_logged(second, "another monitor process decides", 20s);
 
@@ -784,7 +791,7 @@ TEST_CASE("a frozen decider loses the lock to the other process and writes nothi
   Service first(a.pgdata);
   wait_until_logged(first, "this process now decides", 20s);
   fs::path b = dir / "b";
-  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo()});
+  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo(), "--ssl-self-signed"});
   Service second(b);
   wait_until_logged(second, "another monitor process decides", 20s);
   auto owner = a.owner();

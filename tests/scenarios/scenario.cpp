@@ -330,6 +330,12 @@ void Cluster::create_node(Node& n) {
                                 n.spec.name};
   argv.insert(argv.end(), n.spec.create_args.begin(), n.spec.create_args.end());
   argv.insert(argv.end(), tls_args_.begin(), tls_args_.end());
+  if (!tls_args_.empty()) {
+    // A binary with issue 8's options: trust is for loopback only unless asked
+    // for, so the nodes use the passwords the monitor generated, as the monitor does.
+    for (const std::string a : {"--auth", "scram-sha-256", "--secrets-file"}) argv.push_back(a);
+    argv.push_back((dir() / "monitor.pgfailover" / "secrets").string());
+  }
   run_checked(spec_on(n.spec.name, argv), "create postgres " + n.spec.name, 120s);
   start_keeper(n.spec.name, n.spec.env);
 }

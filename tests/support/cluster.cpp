@@ -5,6 +5,7 @@
 
 #include "common/clock.h"
 #include "common/instance_paths.h"
+#include "common/secrets.h"
 
 namespace pgf::test {
 
@@ -12,8 +13,26 @@ std::string tail(const std::string& s, size_t n) { return s.size() > n ? s.subst
 
 // ---- TestMonitor
 
-TestMonitor::TestMonitor(const TestDir& dir, const std::string& name) : pgdata(dir / name), port(free_port()) {
-  pgfailover_ok({"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port)});
+bool has_tls_choice(const std::vector<std::string>& args) {
+  for (const auto& a : args) {
+    if (a == "--ssl-self-signed" || a == "--no-ssl" || a == "--ssl-ca-file") return true;
+  }
+  return false;
+}
+
+TestMonitor::TestMonitor(const TestDir& dir, const std::string& name, const std::vector<std::string>& create_args)
+    : pgdata(dir / name), port(free_port()) {
+  std::vector<std::string> args{"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port)};
+  if (!has_tls_choice(create_args)) args.push_back("--ssl-self-signed");
+  args.insert(args.end(), create_args.begin(), create_args.end());
+  for (const auto& a : create_args) {
+    if (a == "--ssl-ca-file") sslmode = "verify-full";
+    if (a == "--no-ssl") sslmode.clear();
+  }
+  pgfailover_ok(args);
+  if (auto secrets = InstancePaths::for_pgdata(pgdata).secrets_file(); fs::exists(secrets)) {
+    password = RolePasswords::load(secrets).keeper.value_or("");
+  }
   service = std::make_unique<Service>(pgdata);
   wait_until([&] { return states().empty(); }, std::chrono::seconds(30), "the monitor accepting keepers");
 }
@@ -24,12 +43,18 @@ TestMonitor::~TestMonitor() {
 }
 
 std::string TestMonitor::uri() const {
-  return "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(port) + "/pgfailover";
+  return "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(port) + "/pgfailover" +
+         (sslmode.empty() ? "" : "?sslmode=" + sslmode);
 }
 
 PgConnection TestMonitor::api() const {
+  // verify-full needs the CA; the tests check the monitor's answers, and TLS
+  // itself is checked where it is the subject (security_test.cpp).
+  std::string mode = sslmode == "verify-full" ? "require" : sslmode;
   return PgConnection::connect("host=127.0.0.1 port=" + std::to_string(port) +
-                                   " dbname=pgfailover user=pgfailover_node connect_timeout=2",
+                                   " dbname=pgfailover user=pgfailover_node connect_timeout=2" +
+                                   (mode.empty() ? "" : " sslmode=" + mode) +
+                                   (password.empty() ? "" : " password=" + conninfo_quote(password)),
                                "test monitor");
 }
 
@@ -60,6 +85,7 @@ TestNode::~TestNode() {
 void TestNode::create(const TestMonitor& m, const std::vector<std::string>& extra) {
   std::vector<std::string> args{"create", "postgres", "--pgdata", pgdata.string(), "--pgport", std::to_string(port),
                                 "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", name};
+  if (!has_tls_choice(extra)) args.push_back("--ssl-self-signed");
   args.insert(args.end(), extra.begin(), extra.end());
   pgfailover_ok(args);
 }

@@ -16,19 +16,28 @@
 
 namespace pgf::test {
 
-// `pgfailover create monitor` and its service.
+// True if `args` make a TLS choice of their own (--ssl-self-signed, --no-ssl, --ssl-ca-file).
+bool has_tls_choice(const std::vector<std::string>& args);
+
+// `pgfailover create monitor` and its service. TLS on every link by default
+// (--ssl-self-signed), so each test that stands up a formation exercises it;
+// `create_args` add to or replace that choice (--auth, --ssl-ca-file ...).
 struct TestMonitor {
   fs::path pgdata;
   int port;
   std::unique_ptr<Service> service;
+  std::string sslmode = "require";  // what keepers and tests ask for: the monitor's TLS choice
+  std::string password;             // pgfailover_node's, when created with --auth scram-sha-256
 
-  explicit TestMonitor(const TestDir& dir, const std::string& name = "monitor");
+  explicit TestMonitor(const TestDir& dir, const std::string& name = "monitor",
+                       const std::vector<std::string>& create_args = {});
   ~TestMonitor();
   TestMonitor(const TestMonitor&) = delete;
   TestMonitor& operator=(const TestMonitor&) = delete;
 
+  // postgresql://pgfailover_node@127.0.0.1:PORT/pgfailover?sslmode=... (no password).
   std::string uri() const;
-  // A connection as pgfailover_node, the role of keepers and the CLI.
+  // A connection as pgfailover_node, the role of keepers and the CLI (with its password, if any).
   PgConnection api() const;
   // name -> (reported state or "-", goal state)
   std::map<std::string, std::pair<std::string, std::string>> states(const std::string& formation = "default") const;
@@ -48,6 +57,7 @@ struct TestNode {
   TestNode(const TestNode&) = delete;
   TestNode& operator=(const TestNode&) = delete;
 
+  // `create postgres`, with --ssl-self-signed unless `extra` makes its own TLS choice.
   void create(const TestMonitor& m, const std::vector<std::string>& extra = {});
   void start();
   // Superuser connection over the node's Unix socket.

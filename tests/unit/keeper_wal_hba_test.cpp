@@ -60,7 +60,7 @@ TEST_CASE("keeper: the pg_hba block is ours, at the top, per address", "[keeper]
   REQUIRE_THAT(block, Catch::Contains("local all postgres peer"));
   REQUIRE_THAT(block, Catch::Contains("host replication pgfailover_replicator idp002 trust # node 2"));
   REQUIRE_THAT(block, Catch::Contains("host replication pgfailover_replicator 10.0.0.3/32 trust # node 3"));
-  REQUIRE_THAT(block, Catch::Contains("host all pgfailover_monitor 10.0.0.9/32 trust # monitor"));
+  REQUIRE_THAT(block, Catch::Contains("host postgres pgfailover_monitor 10.0.0.9/32 trust # monitor"));
   REQUIRE(block.find("node 2") < block.find("node 3"));
 
   std::string original = "# operator's\nlocal all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n";
