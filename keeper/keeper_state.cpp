@@ -3,9 +3,12 @@
 #include <sqlite3.h>
 
 #include <array>
+#include <limits>
 
 #include "common/clock.h"
+#include "common/conninfo.h"
 #include "common/error.h"
+#include "common/names.h"
 
 namespace pgf {
 
@@ -136,6 +139,35 @@ constexpr const char* kColumns =
     "last_monitor_contact_ms, last_standby_seen_ms, network_partition_timeout_ms, keeper_poll_ms, data_origin, "
     "created_at_ms, updated_at_ms, current_goal_version";
 
+// What the rest of the keeper takes for granted about a record read from
+// disk (a file anyone with the keeper's rights could have edited): names as
+// create accepts them, ids and durations that make sense, a connection
+// string libpq can parse. The reason, or nullopt.
+std::optional<std::string> invalid_field(const KeeperRecord& r) {
+  if (!valid_object_name(r.formation)) return fmt::format("formation \"{}\"", r.formation);
+  if (!valid_object_name(r.name)) return fmt::format("node name \"{}\"", r.name);
+  if (r.upstream_id && *r.upstream_id <= 0) return fmt::format("upstream node id {}", *r.upstream_id);
+  if (!r.upstream_conninfo.empty()) {
+    try {
+      ConnInfo::parse(r.upstream_conninfo, "upstream connection string");
+    } catch (const Error&) {
+      return std::string("an upstream connection string libpq cannot parse");
+    }
+  }
+  if (r.network_partition_timeout_ms <= 0) {
+    return fmt::format("network_partition_timeout_ms {}", r.network_partition_timeout_ms);
+  }
+  if (r.keeper_poll_ms <= 0) return fmt::format("keeper_poll_ms {}", r.keeper_poll_ms);
+  for (auto t : {r.state_changed_at_ms, r.last_goal_at_ms, r.last_monitor_contact_ms, r.last_standby_seen_ms,
+                 r.created_at_ms, r.updated_at_ms}) {
+    if (t < 0) return fmt::format("a negative time {}", t);
+  }
+  if (r.in_progress && r.in_progress->started_at_ms < 0) {
+    return fmt::format("a negative time {}", r.in_progress->started_at_ms);
+  }
+  return std::nullopt;
+}
+
 }  // namespace
 
 std::string_view name(DataOrigin o) { return kOriginNames[static_cast<size_t>(o)]; }
@@ -193,6 +225,8 @@ KeeperState KeeperState::create(const fs::path& file, const KeeperRecord& identi
     s.record_ = r;
     s.save(r);
   }
+  // Only the keeper's user reads its state (SQLite gives its journal the same mode).
+  fs::permissions(tmp, fs::perms::owner_read | fs::perms::owner_write, ec);
   fs::rename(tmp, file, ec);
   if (ec) throw Error("cannot create keeper state {}: {}", file.string(), ec.message());
   return open(file);
@@ -262,6 +296,9 @@ void KeeperState::load() {
     if (!st.step()) throw corrupt("no keeper row");
     r.node_id = st.int64(0);
     r.formation = st.text(1);
+    if (st.int64(2) < 0 || st.int64(2) > std::numeric_limits<int>::max()) {
+      throw corrupt(fmt::format("group {}", st.int64(2)));
+    }
     r.group_id = static_cast<int>(st.int64(2));
     r.name = st.text(3);
     auto cur = parse_node_state(st.text(4));
@@ -291,6 +328,7 @@ void KeeperState::load() {
     r.data_origin = *origin;
     r.created_at_ms = st.int64(18);
     r.updated_at_ms = st.int64(19);
+    if (st.int64(20) < 0) throw corrupt(fmt::format("goal version {}", st.int64(20)));
     r.current_goal_version = static_cast<std::uint64_t>(st.int64(20));
   } catch (const Error& e) {
     std::string what = e.what();
@@ -298,6 +336,7 @@ void KeeperState::load() {
     throw corrupt(sqlite3_errmsg(db));
   }
   if (r.node_id <= 0) throw corrupt(fmt::format("node id {}", r.node_id));
+  if (auto why = invalid_field(r)) throw corrupt(*why);
   record_ = r;
 }
 

@@ -4,6 +4,7 @@
 
 #include "common/conninfo.h"
 #include "common/error.h"
+#include "common/names.h"
 
 namespace pgf {
 
@@ -138,7 +139,13 @@ Assignment MonitorClient::node_active(NodeId id, const NodeReport& rep) {
     p.name = res.opt_str(0, "upstream_name").value_or("");
     p.host = res.opt_str(0, "upstream_host").value_or("");
     p.port = static_cast<int>(res.opt_int64(0, "upstream_port").value_or(0));
-    if (!p.host.empty() && p.port > 0) a.goal.upstream = p;
+    if (!p.host.empty() && p.port > 0) {
+      if (!valid_host_name(p.host) || p.port > 65535) {
+        throw Error("the monitor at {} assigned an upstream with an invalid host or port: {}:{}", endpoint_, p.host,
+                    p.port);
+      }
+      a.goal.upstream = p;
+    }
   }
   a.goal.sync = SyncConfig::any(static_cast<int>(res.opt_int64(0, "sync_num").value_or(0)),
                                 res.int64_array(0, "sync_standbys"));
@@ -180,11 +187,21 @@ std::vector<Peer> parse_peers_json(const std::string& json) {
   if (j.is_discarded() || !j.is_array()) throw Error("the monitor returned peers that are not a JSON array: {}", json);
   for (const auto& e : j) {
     Peer p;
-    p.id = e.value("id", NodeId{0});
-    p.name = e.value("name", std::string());
-    p.host = e.value("host", std::string());
-    p.port = e.value("port", 0);
+    try {
+      if (!e.is_object()) throw Error("not an object");
+      p.id = e.value("id", NodeId{0});
+      p.name = e.value("name", std::string());
+      p.host = e.value("host", std::string());
+      p.port = e.value("port", 0);
+    } catch (const std::exception&) {
+      throw Error("the monitor returned a malformed peer: {}", e.dump());
+    }
     if (p.id <= 0 || p.host.empty() || p.port <= 0) throw Error("the monitor returned an incomplete peer: {}", e.dump());
+    // Hosts go into pg_hba.conf and connection strings: take only what the
+    // monitor's register_node accepts, whatever the monitor says.
+    if (!valid_host_name(p.host) || p.port > 65535) {
+      throw Error("the monitor returned a peer with an invalid host or port: {}", e.dump());
+    }
     out.push_back(std::move(p));
   }
   return out;
