@@ -1,0 +1,1 @@
+UPDATE keeper SET formation = 'a b';

@@ -1,0 +1,1 @@
+UPDATE keeper SET group_id = 9999999999;

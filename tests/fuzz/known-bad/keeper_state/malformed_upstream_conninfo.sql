@@ -1,0 +1,1 @@
+UPDATE keeper SET upstream_conninfo = 'host=''unterminated';

@@ -1,0 +1,1 @@
+UPDATE keeper SET current_goal_version = -3;

@@ -1,0 +1,1 @@
+UPDATE keeper SET network_partition_timeout_ms = -5;

@@ -1,0 +1,1 @@
+UPDATE keeper SET last_monitor_contact_ms = -1;

@@ -1,0 +1,1 @@
+UPDATE keeper SET upstream_id = -4;

@@ -1,0 +1,1 @@
+UPDATE keeper SET name = 'x'' host=evil';

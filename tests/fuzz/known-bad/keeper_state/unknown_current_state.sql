@@ -1,0 +1,1 @@
+UPDATE keeper SET current_state = 'flying';

@@ -1,0 +1,1 @@
+UPDATE keeper SET data_origin = 'stolen';

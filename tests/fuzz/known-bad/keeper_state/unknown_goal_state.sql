@@ -1,0 +1,1 @@
+UPDATE keeper SET last_goal = 'flying';

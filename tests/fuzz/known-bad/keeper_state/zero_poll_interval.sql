@@ -1,0 +1,1 @@
+UPDATE keeper SET keeper_poll_ms = 0;
