@@ -700,6 +700,17 @@ TEST_CASE("bad input is refused with its message and changes nothing", "[monitor
          "node 999 is not registered with this monitor (was it dropped?)"},
         {"SELECT pgfailover.node_active(1, 'bogus', false, 0, NULL, NULL, false, 0, '{}', '{}', '[]', NULL)", "22023",
          "reported state \"bogus\" is not a node state"},
+        // Reports are input from the network: bounded (sql/005_report_limits.sql).
+        {"SELECT pgfailover.node_active(1, 'init', false, 0, NULL, NULL, false, 0, '{}', '{}',"
+         " (SELECT jsonb_agg(jsonb_build_object('application_name', 'x')) FROM generate_series(1, 200)), NULL)",
+         "22023", "the report of node 1 has 200 pg_stat_replication rows: at most 128"},
+        {"SELECT pgfailover.node_active(1, 'init', false, 0, NULL, NULL, false, 0, '{}', '{}',"
+         " jsonb_build_array(jsonb_build_object('application_name', repeat('x', 70000))), NULL)",
+         "22023", "bytes of pg_stat_replication rows: at most 65536"},
+        {"SELECT pgfailover.node_active(1, 'init', false, 0, NULL, NULL, false, 0, '{}', '{-3}', '[]', NULL)", "22023",
+         "the report of node 1 names a node id that cannot exist"},
+        {"SELECT pgfailover.node_active(1, 'init', false, 0, NULL, -1, false, 0, '{}', '{}', '[]', NULL)", "22023",
+         "the report of node 1 names a node id that cannot exist"},
         {"SELECT pgfailover.drop_node('default', 'ghost')", "P0002",
          "node \"ghost\" is not registered in formation \"default\""},
         {"SELECT pgfailover.perform_switchover('default', 0)", "55000", "group 0 in formation \"default\" has no primary"},
