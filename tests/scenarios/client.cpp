@@ -10,7 +10,7 @@
 //     reconnects on any failure. Lines:
 //       A <seq> <sent_us> <acked_us> <host:port> <timeline>   acknowledged commit
 //       E <seq> <sent_us> <failed_us> <message>                error (outcome unknown)
-//       U <seq> <sent_us> <returned_us> <host:port>            returned, but Postgres warned that the
+//       U <seq> <sent_us> <returned_us> <host:port> <notice>   returned, but Postgres warned that the
 //                                                              synchronous wait was cancelled: NOT acknowledged
 //       T <seq> <sent_us> <given_up_us>                        no answer within --timeout-ms: abandoned
 //       C <us> <host:port>                                     connected
@@ -81,9 +81,17 @@ void sleep_us(std::int64_t us) {
 // Set by the notice processor when Postgres says a commit returned without
 // its synchronous wait ("The transaction has already committed locally, but
 // might not have been replicated to the standby").
+struct Unsafe {
+  bool flag = false;
+  std::string text;  // the notice, for the log
+};
 void notice_processor(void* arg, const char* message) {
-  if (std::strstr(message, "might not have been replicated") || std::strstr(message, "canceling wait for synchronous"))
-    static_cast<std::atomic<bool>*>(arg)->store(true);
+  if (std::strstr(message, "might not have been replicated") || std::strstr(message, "canceling wait for synchronous") ||
+      std::strstr(message, "canceling the wait for synchronous")) {
+    auto* u = static_cast<Unsafe*>(arg);
+    u->flag = true;
+    u->text += one_line(message) + " ";
+  }
 }
 
 enum class Wait { Done, TimedOut, Broken };
@@ -101,30 +109,50 @@ Wait wait_result(PGconn* c, std::int64_t deadline_us) {
   }
 }
 
+// The outcome of one statement, gathered as its results arrive. A commit is
+// acknowledged only when the server said ReadyForQuery (PQgetResult returned
+// NULL on a healthy connection): CommandComplete (and the RETURNING row) come
+// before the commit's synchronous wait, so a first PGRES_TUPLES_OK alone
+// proves nothing.
 struct Outcome {
-  bool ok = false;
+  bool done = false;  // every result taken, ReadyForQuery seen or the connection gone
+  bool ok = true;
+  bool any = false;
   std::string value;  // first column of the first row
   std::string error;
 };
 
-Outcome take_results(PGconn* c) {
-  Outcome o;
-  bool first = true;
-  while (PGresult* r = PQgetResult(c)) {
-    auto st = PQresultStatus(r);
-    if (first) {
-      if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
-        o.ok = true;
-        if (st == PGRES_TUPLES_OK && PQntuples(r) > 0) o.value = PQgetvalue(r, 0, 0);
-      } else {
-        o.error = one_line(PQresultErrorMessage(r));
-      }
-      first = false;
+// Takes the results that arrive before `deadline_us`. Returns TimedOut when the
+// statement is still running then (call again later), else Done or Broken.
+Wait collect(PGconn* c, Outcome& o, std::int64_t deadline_us) {
+  while (true) {
+    auto w = wait_result(c, deadline_us);
+    if (w == Wait::TimedOut) return w;
+    if (w == Wait::Broken) {
+      o.ok = false;
+      o.done = true;
+      if (o.error.empty()) o.error = one_line(PQerrorMessage(c));
+      return w;
     }
+    PGresult* r = PQgetResult(c);
+    if (!r) {
+      o.done = true;
+      if (PQstatus(c) != CONNECTION_OK || !o.any) {
+        o.ok = false;
+        if (o.error.empty()) o.error = one_line(PQerrorMessage(c));
+      }
+      return Wait::Done;
+    }
+    auto st = PQresultStatus(r);
+    if (st == PGRES_TUPLES_OK || st == PGRES_COMMAND_OK) {
+      if (!o.any && st == PGRES_TUPLES_OK && PQntuples(r) > 0) o.value = PQgetvalue(r, 0, 0);
+    } else {
+      o.ok = false;
+      if (o.error.empty()) o.error = one_line(PQresultErrorMessage(r));
+    }
+    o.any = true;
     PQclear(r);
   }
-  if (first) o.error = one_line(PQerrorMessage(c));
-  return o;
 }
 
 const char* kTimeline = "('x' || substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8))::bit(32)::int";
@@ -134,7 +162,7 @@ int run_writer(const std::string& uri, std::int64_t interval_ms, std::int64_t ti
   std::int64_t seq = 0;
   PGconn* c = nullptr;
   std::string server;
-  std::atomic<bool> unsafe{false};
+  Unsafe unsafe;
   while (!g_stop) {
     if (!c) {
       c = PQconnectdb(uri.c_str());
@@ -152,30 +180,28 @@ int run_writer(const std::string& uri, std::int64_t interval_ms, std::int64_t ti
     ++seq;
     std::string s = std::to_string(seq);
     const char* params[1] = {s.c_str()};
-    unsafe = false;
+    unsafe = Unsafe{};
     auto sent = now_us();
     bool drop = false;
     if (!PQsendQueryParams(c, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0)) {
       emit("E " + s + " " + std::to_string(sent) + " " + std::to_string(now_us()) + " " + one_line(PQerrorMessage(c)));
       drop = true;
     } else {
-      auto w = wait_result(c, sent + timeout_ms * 1000);
+      Outcome o;
+      auto w = collect(c, o, sent + timeout_ms * 1000);
       auto done = now_us();
       if (w == Wait::TimedOut) {
         emit("T " + s + " " + std::to_string(sent) + " " + std::to_string(done));
         drop = true;  // abandoned; its outcome stays unknown
+      } else if (o.ok && !unsafe.flag) {
+        emit("A " + s + " " + std::to_string(sent) + " " + std::to_string(done) + " " + server + " " + o.value);
+      } else if (unsafe.flag) {
+        // Returned (or died) after Postgres gave up the synchronous wait: not acknowledged.
+        emit("U " + s + " " + std::to_string(sent) + " " + std::to_string(done) + " " + server + " " + unsafe.text);
+        drop = true;
       } else {
-        auto o = take_results(c);
-        done = now_us();
-        if (o.ok && !unsafe) {
-          emit("A " + s + " " + std::to_string(sent) + " " + std::to_string(done) + " " + server + " " + o.value);
-        } else if (o.ok) {
-          emit("U " + s + " " + std::to_string(sent) + " " + std::to_string(done) + " " + server);
-          drop = true;
-        } else {
-          emit("E " + s + " " + std::to_string(sent) + " " + std::to_string(done) + " " + o.error);
-          drop = true;  // this server failed us: find the primary again
-        }
+        emit("E " + s + " " + std::to_string(sent) + " " + std::to_string(done) + " " + o.error);
+        drop = true;  // this server failed us: find the primary again
       }
     }
     if (drop) {
@@ -193,8 +219,9 @@ void sample_node(const std::string& name, const std::string& conninfo, std::int6
                  std::int64_t ack_timeout_ms, std::int64_t start_us) {
   const std::string sql = std::string("INSERT INTO pgf_probe (node) VALUES ($1) RETURNING ") + kTimeline;
   PGconn* c = nullptr;
-  std::atomic<bool> unsafe{false};
+  Unsafe unsafe;
   bool pending = false;
+  Outcome outcome;
   bool reported_timeout = false;
   std::int64_t sent = 0;
   std::int64_t tick = 0;
@@ -216,10 +243,11 @@ void sample_node(const std::string& name, const std::string& conninfo, std::int6
     }
     if (c && !pending) {
       const char* params[1] = {name.c_str()};
-      unsafe = false;
+      unsafe = Unsafe{};
       sent = now_us();
       if (PQsendQueryParams(c, sql.c_str(), 1, nullptr, params, nullptr, nullptr, 0)) {
         pending = true;
+        outcome = Outcome{};
         reported_timeout = false;
       } else {
         emit("E " + name + " " + std::to_string(sent) + " " + std::to_string(now_us()) + " " +
@@ -229,25 +257,20 @@ void sample_node(const std::string& name, const std::string& conninfo, std::int6
     }
     if (c && pending) {
       auto deadline = reported_timeout ? std::max(next, now_us()) : sent + ack_timeout_ms * 1000;
-      auto w = wait_result(c, deadline);
+      auto w = collect(c, outcome, deadline);
       auto done = now_us();
-      if (w == Wait::Done) {
-        auto o = take_results(c);
-        done = now_us();
+      if (w != Wait::TimedOut) {
         pending = false;
-        if (o.ok && !unsafe) {
+        if (outcome.ok && !unsafe.flag) {
           emit(std::string(reported_timeout ? "L " : "A ") + name + " " + std::to_string(sent) + " " +
-               std::to_string(done) + " " + o.value);
+               std::to_string(done) + " " + outcome.value);
         } else {
           emit("E " + name + " " + std::to_string(sent) + " " + std::to_string(done) + " " +
-               (o.ok ? std::string("returned without its synchronous wait") : o.error));
+               (unsafe.flag ? unsafe.text : outcome.error));
           // A refusal (read-only standby) keeps the session: once promoted,
           // the same session accepts writes.
           if (PQstatus(c) != CONNECTION_OK) drop();
         }
-      } else if (w == Wait::Broken) {
-        emit("E " + name + " " + std::to_string(sent) + " " + std::to_string(done) + " " + one_line(PQerrorMessage(c)));
-        drop();
       } else if (!reported_timeout && !g_stop) {
         emit("T " + name + " " + std::to_string(sent) + " " + std::to_string(done));
         reported_timeout = true;
