@@ -22,6 +22,7 @@ void add_create_postgres_command(CLI::App& create, CliEnv& env);  // cmd_create_
 void add_run_commands(CLI::App& app, CliEnv& env);                // cmd_run.cpp: run, stop
 void add_do_commands(CLI::App& app, CliEnv& env);                 // cmd_do.cpp
 void add_show_commands(CLI::App& app, CliEnv& env);               // cmd_show.cpp: show state, events, uri, ...
+void add_systemd_command(CLI::App& app, CliEnv& env);             // cmd_systemd.cpp: show systemd (after add_show_commands)
 void add_perform_commands(CLI::App& app, CliEnv& env);            // cmd_perform.cpp: failover, switchover, promotion
 void add_maintenance_commands(CLI::App& app, CliEnv& env);        // cmd_maintenance.cpp: enable/disable maintenance
 void add_settings_commands(CLI::App& app, CliEnv& env);           // cmd_settings.cpp: set, get

@@ -33,6 +33,7 @@ int main(int argc, char** argv) {
   pgf::add_run_commands(app, env);
   pgf::add_do_commands(app, env);
   pgf::add_show_commands(app, env);
+  pgf::add_systemd_command(app, env);
   pgf::add_perform_commands(app, env);
   pgf::add_maintenance_commands(app, env);
   pgf::add_settings_commands(app, env);
