@@ -12,7 +12,7 @@ packages=(
   graphviz
   iproute2 nftables procps psmisc util-linux
   default-jre-headless libpostgresql-jdbc-java
-  dpkg-dev fakeroot debootstrap systemd
+  dpkg-dev fakeroot debootstrap systemd systemd-container
 )
 
 missing=()
