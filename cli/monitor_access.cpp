@@ -126,33 +126,6 @@ MonitorTarget resolve_monitor(const MonitorLocation& where) {
   throw Error("no monitor given: use --monitor URI or --pgdata DIR, or set PGFAILOVER_MONITOR or PGDATA");
 }
 
-std::string short_connect_reason(std::string_view msg) {
-  struct Known {
-    std::string_view needle;
-    std::string_view reason;
-  };
-  static constexpr Known known[] = {
-      {"Connection refused", "connection refused"},
-      {"timeout expired", "connection timed out"},
-      {"No route to host", "no route to host"},
-      {"Network is unreachable", "network unreachable"},
-      {"could not translate host name", "unknown host name"},
-      {"Name or service not known", "unknown host name"},
-      {"password authentication failed", "password authentication failed"},
-      {"no password supplied", "a password is required (put it in ~/.pgpass)"},
-      {"no pg_hba.conf entry", "no pg_hba.conf entry for this host on the monitor"},
-      {"does not exist", "no pgfailover monitor there (role or database missing)"},
-      {"the database system is starting up", "the monitor's Postgres is starting up"},
-      {"the database system is shutting down", "the monitor's Postgres is shutting down"},
-  };
-  for (const auto& k : known) {
-    if (msg.find(k.needle) != std::string_view::npos) return std::string(k.reason);
-  }
-  auto failed = msg.rfind("failed: ");
-  if (failed != std::string_view::npos) msg.remove_prefix(failed + 8);
-  return std::string(msg);
-}
-
 std::string display_uri(const ConnInfo& ci) {
   std::string host = ci.get("host", "localhost");
   // IPv6 addresses in brackets, as in a URI; several hosts stay comma-separated.
@@ -201,7 +174,7 @@ MonitorApi MonitorApi::connect(const MonitorTarget& target) {
   try {
     return MonitorApi(target, PgConnection::connect(target.conninfo, "monitor"));
   } catch (const PgConnectError& e) {
-    throw Error("cannot reach monitor at {}: {}", target.endpoint, short_connect_reason(e.what()));
+    throw Error("cannot reach monitor at {}: {}", target.endpoint, monitor_connect_reason(e.what()));
   }
 }
 
@@ -209,7 +182,7 @@ PgResult MonitorApi::call(std::string_view sql, const SqlParams& params) {
   try {
     return conn_.exec(sql, params);
   } catch (const PgConnectError& e) {
-    throw Error("lost connection to monitor at {}: {}", target_.endpoint, short_connect_reason(e.what()));
+    throw Error("lost connection to monitor at {}: {}", target_.endpoint, monitor_connect_reason(e.what()));
   } catch (const PgError& e) {
     // 42883: the function does not exist (an old monitor, or not a monitor at all).
     if (e.sqlstate() == "42883" || e.sqlstate() == "3F000") {
@@ -362,7 +335,7 @@ bool MonitorApi::wait_for_events(std::chrono::milliseconds timeout) {
   try {
     return !conn_.wait_for_notifications(timeout).empty();
   } catch (const PgConnectError& e) {
-    throw Error("lost connection to monitor at {}: {}", target_.endpoint, short_connect_reason(e.what()));
+    throw Error("lost connection to monitor at {}: {}", target_.endpoint, monitor_connect_reason(e.what()));
   }
 }
 

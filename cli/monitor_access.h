@@ -56,8 +56,6 @@ struct MonitorTarget {
 MonitorTarget resolve_monitor(const MonitorLocation& where);
 
 // Pure helpers, exposed for tests.
-// libpq's multi-line connection failure, shortened to what an operator acts on.
-std::string short_connect_reason(std::string_view libpq_message);
 // postgresql://user@host:port/dbname?sslmode=.. from a parsed connection string; no password.
 std::string display_uri(const ConnInfo& ci);
 // The sslmode (and CA file, for verify-*) of the URIs `show uri` prints:

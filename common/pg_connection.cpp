@@ -249,6 +249,35 @@ void PgTransaction::commit() {
   done_ = true;
 }
 
+// ---- messages
+
+std::string monitor_connect_reason(std::string_view msg) {
+  struct Known {
+    std::string_view needle;
+    std::string_view reason;
+  };
+  static constexpr Known known[] = {
+      {"Connection refused", "connection refused"},
+      {"timeout expired", "connection timed out"},
+      {"No route to host", "no route to host"},
+      {"Network is unreachable", "network unreachable"},
+      {"could not translate host name", "unknown host name"},
+      {"Name or service not known", "unknown host name"},
+      {"password authentication failed", "password authentication failed"},
+      {"no password supplied", "a password is required (put it in ~/.pgpass)"},
+      {"no pg_hba.conf entry", "no pg_hba.conf entry for this host on the monitor"},
+      {"does not exist", "no pgfailover monitor there (role or database missing)"},
+      {"the database system is starting up", "the monitor's Postgres is starting up"},
+      {"the database system is shutting down", "the monitor's Postgres is shutting down"},
+  };
+  for (const auto& k : known) {
+    if (msg.find(k.needle) != std::string_view::npos) return std::string(k.reason);
+  }
+  auto failed = msg.rfind("failed: ");
+  if (failed != std::string_view::npos) msg.remove_prefix(failed + 8);
+  return std::string(msg);
+}
+
 // ---- quoting
 
 std::string conninfo_quote(std::string_view value) {

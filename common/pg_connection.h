@@ -141,6 +141,10 @@ class PgTransaction {
   bool done_ = false;
 };
 
+// libpq's (multi-line, multi-host) reason for failing to reach the monitor,
+// shortened to what an operator acts on: "connection refused", "unknown host name".
+std::string monitor_connect_reason(std::string_view libpq_message);
+
 // Quotes a value for a libpq key=value conninfo string.
 std::string conninfo_quote(std::string_view value);
 // Quotes an identifier / literal for SQL built by us (settings files, GUC values).

@@ -10,31 +10,6 @@ namespace pgf {
 
 namespace {
 
-// libpq's multi-line reasons, shortened to what an operator acts on.
-std::string short_reason(std::string_view msg) {
-  struct Known {
-    std::string_view needle;
-    std::string_view reason;
-  };
-  static constexpr Known known[] = {
-      {"Connection refused", "connection refused"},
-      {"timeout expired", "connection timed out"},
-      {"No route to host", "no route to host"},
-      {"Network is unreachable", "network unreachable"},
-      {"could not translate host name", "unknown host name"},
-      {"Name or service not known", "unknown host name"},
-      {"password authentication failed", "password authentication failed"},
-      {"no pg_hba.conf entry", "no pg_hba.conf entry for this host on the monitor"},
-      {"the database system is starting up", "the monitor's Postgres is starting up"},
-      {"the database system is shutting down", "the monitor's Postgres is shutting down"},
-  };
-  for (const auto& k : known) {
-    if (msg.find(k.needle) != std::string_view::npos) return std::string(k.reason);
-  }
-  auto failed = msg.find("failed: ");
-  if (failed != std::string_view::npos) msg.remove_prefix(failed + 8);
-  return std::string(msg);
-}
 
 
 }  // namespace
@@ -58,7 +33,7 @@ MonitorClient::MonitorClient(std::string uri, Logger log) : log_(std::move(log))
 void MonitorClient::rethrow_unreachable(const std::exception& e) {
   conn_.close();
   listening_.reset();
-  throw Error("cannot reach monitor at {}: {}", endpoint_, short_reason(e.what()));
+  throw Error("cannot reach monitor at {}: {}", endpoint_, monitor_connect_reason(e.what()));
 }
 
 PgConnection& MonitorClient::connection() {
@@ -174,7 +149,7 @@ bool MonitorClient::wait_for_goal_change(std::chrono::milliseconds timeout) {
   try {
     return !conn_.wait_for_notifications(timeout).empty();
   } catch (const std::exception& e) {
-    log_.warn("lost the connection to the monitor at {}: {}", endpoint_, short_reason(e.what()));
+    log_.warn("lost the connection to the monitor at {}: {}", endpoint_, monitor_connect_reason(e.what()));
     conn_.close();
     listening_.reset();
     return false;
