@@ -18,6 +18,7 @@
 #include "keeper/keeper_state.h"
 #include "keeper/postgres_node.h"
 #include "keeper/transition_table.h"
+#include "tests/support/cluster.h"
 #include "tests/support/harness.h"
 
 using namespace pgf;
@@ -312,123 +313,9 @@ TEST_CASE("actions: an initdb or base backup interrupted by kill -9 is started o
 
 namespace {
 
-// `pgfailover create monitor` and its service.
-struct MonitorNode {
-  fs::path pgdata;
-  int port;
-  std::unique_ptr<Service> service;
-
-  explicit MonitorNode(const TestDir& dir) : pgdata(dir / "monitor"), port(free_port()) {
-    pgfailover_ok({"create", "monitor", "--pgdata", pgdata.string(), "--pgport", std::to_string(port), "--ssl-self-signed"});
-    service = std::make_unique<Service>(pgdata);
-    wait_until([&] { return states().empty(); }, 30s, "the monitor accepting keepers");
-  }
-  ~MonitorNode() {
-    service.reset();
-    kill_postmaster(pgdata);
-  }
-  std::string uri() const {
-    return "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(port) + "/pgfailover?sslmode=require";
-  }
-  // name -> (reported state, goal state)
-  std::map<std::string, std::pair<std::string, std::string>> states() const {
-    auto c = PgConnection::connect("host=127.0.0.1 port=" + std::to_string(port) +
-                                   " dbname=pgfailover user=pgfailover_node connect_timeout=2", "test monitor");
-    auto r = c.exec("SELECT name, coalesce(reported_state, '-') AS reported, goal_state FROM pgfailover.current_state('default')");
-    std::map<std::string, std::pair<std::string, std::string>> out;
-    for (int i = 0; i < r.rows(); ++i) out[r.str(i, "name")] = {r.str(i, "reported"), r.str(i, "goal_state")};
-    return out;
-  }
-};
-
-// A data node: `pgfailover create postgres` and its keeper service.
-struct KeeperNode {
-  std::string name;
-  fs::path pgdata;
-  fs::path state_dir;
-  int port;
-  std::unique_ptr<Service> service;
-  std::vector<std::unique_ptr<Service>> retired;
-
-  KeeperNode(const TestDir& dir, std::string name_)
-      : name(std::move(name_)), pgdata(dir / name), state_dir(InstancePaths::for_pgdata(pgdata).state_dir), port(free_port()) {}
-  ~KeeperNode() {
-    service.reset();
-    retired.clear();
-    kill_postmaster(pgdata);
-  }
-  void create(const MonitorNode& m, std::vector<std::string> extra = {}) {
-    std::vector<std::string> args{"create", "postgres", "--pgdata", pgdata.string(), "--pgport", std::to_string(port),
-                                  "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", name, "--ssl-self-signed"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    pgfailover_ok(args);
-  }
-  // `pgfailover run`, with extra environment for this process only.
-  void start(const std::map<std::string, std::string>& env = {}) {
-    // A Service kills its data directory's postmaster when destroyed: keep the
-    // exited ones until the end, so a restarted keeper finds Postgres as the
-    // previous one left it.
-    if (service) retired.push_back(std::move(service));
-    for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
-    service = std::make_unique<Service>(pgdata);
-    for (const auto& [k, v] : env) unsetenv(k.c_str());
-  }
-  PgConnection sql() const {
-    return PgConnection::connect("host=" + state_dir.string() + " port=" + std::to_string(port) +
-                                 " dbname=postgres connect_timeout=2", "test node " + name);
-  }
-  std::string value(const std::string& q) const { return sql().query_value(q).value_or("NULL"); }
-  // Waits until `q` returns `want` (a standby replays a moment after the
-  // synchronous commit that its flush acknowledged).
-  void eventually(const std::string& q, const std::string& want) const {
-    std::string last;
-    auto deadline = steady_ms() + 15000;
-    while (steady_ms() < deadline) {
-      try {
-        last = value(q);
-        if (last == want) return;
-      } catch (const std::exception& e) {
-        last = e.what();
-      }
-      std::this_thread::sleep_for(20ms);
-    }
-    FAIL(name << ": " << q << " returned \"" << last << "\", not \"" << want << "\" after 15 s");
-  }
-  std::string log() const { return service ? service->log() : read_file_if_exists(state_dir / "run.log").value_or(""); }
-};
-
-std::string tail(const std::string& s, size_t n = 3000) { return s.size() > n ? s.substr(s.size() - n) : s; }
-
-// Waits until every listed node has reported its goal state and that is `state`.
-void wait_states(const MonitorNode& m, const std::map<std::string, std::string>& want, std::chrono::seconds timeout,
-                 std::initializer_list<const KeeperNode*> nodes = {}) {
-  auto deadline = steady_ms() + std::chrono::milliseconds(timeout).count();
-  std::map<std::string, std::pair<std::string, std::string>> seen;
-  while (true) {
-    try {
-      seen = m.states();
-      bool ok = true;
-      for (const auto& [node, state] : want) {
-        auto it = seen.find(node);
-        ok = ok && it != seen.end() && it->second.first == state && it->second.second == state;
-      }
-      if (ok) return;
-    } catch (const std::exception&) {
-    }
-    if (steady_ms() > deadline) {
-      std::string got, expected, logs;
-      for (const auto& [n, s] : seen) got += n + "=" + s.first + "/" + s.second + " ";
-      for (const auto& [n, s] : want) expected += n + "=" + s + " ";
-      for (const auto* k : nodes) logs += "\n--- " + k->name + ":\n" + tail(k->log());
-      FAIL("after " << timeout.count() << " s: wanted " << expected << "but have (reported/goal) " << got << logs
-                    << "\n--- monitor:\n" << tail(m.service->log()));
-    }
-    std::this_thread::sleep_for(50ms);
-  }
-}
 
 // A primary `p` and its secondary `s`, with a table t.
-void form_pair(const MonitorNode& m, KeeperNode& p, KeeperNode& s) {
+void form_pair(const TestMonitor& m, TestNode& p, TestNode& s) {
   p.create(m);
   p.start();
   wait_states(m, {{p.name, "single"}}, 60s, {&p});
@@ -445,7 +332,7 @@ void form_pair(const MonitorNode& m, KeeperNode& p, KeeperNode& s) {
 struct LaggingStandby {
   int receiver;
   bool killed = false;
-  explicit LaggingStandby(const KeeperNode& n) : receiver(std::stoi(n.value("SELECT pid FROM pg_stat_wal_receiver"))) {
+  explicit LaggingStandby(const TestNode& n) : receiver(std::stoi(n.value("SELECT pid FROM pg_stat_wal_receiver"))) {
     REQUIRE(::kill(receiver, SIGSTOP) == 0);
     wait_until(
         [&] {
@@ -468,8 +355,8 @@ struct LaggingStandby {
 TEST_CASE("e2e: primary and streaming secondary; kill -9 of the postmaster alone is restarted, no failover",
           "[keeper][e2e]") {
   TestDir dir("keeper-e2e-pair");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b");
   form_pair(m, a, b);
   REQUIRE(a.value("SELECT count(*) FROM pg_stat_replication WHERE state = 'streaming'") == "1");
   REQUIRE(b.value("SELECT pg_is_in_recovery()") == "t");
@@ -516,8 +403,8 @@ TEST_CASE("e2e: primary and streaming secondary; kill -9 of the postmaster alone
 TEST_CASE("e2e: an existing data directory with a table is adopted as primary and reaches the standby",
           "[keeper][e2e]") {
   TestDir dir("keeper-e2e-adopt");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b");
   {
     // An existing, running database: not initialised by pgfailover, not on its socket.
     LocalPostgres theirs(a.pgdata, a.port, dir.path(), PostgresBinaries::locate(), Logger(test_log(), "theirs"));
@@ -544,8 +431,8 @@ TEST_CASE("e2e: an existing data directory with a table is adopted as primary an
 TEST_CASE("e2e: the whole primary node lost: the secondary is promoted, the old node rejoins by itself",
           "[keeper][e2e]") {
   TestDir dir("keeper-e2e-failover");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b");
   form_pair(m, a, b);
   a.sql().exec("CREATE TABLE t (x int)");
   a.sql().exec("INSERT INTO t VALUES (1)");
@@ -571,8 +458,8 @@ TEST_CASE("e2e: the whole primary node lost: the secondary is promoted, the old 
 TEST_CASE("e2e: three nodes, primary lost: the most advanced standby is promoted and the third follows it",
           "[keeper][e2e]") {
   TestDir dir("keeper-e2e-three");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b"), c(dir, "c");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b"), c(dir, "c");
   form_pair(m, a, b);
   // c prefers to be promoted, but it will have less WAL: WAL wins (I4).
   c.create(m, {"--candidate-priority", "100"});
@@ -598,8 +485,8 @@ TEST_CASE("e2e: three nodes, primary lost: the most advanced standby is promoted
 
 TEST_CASE("e2e: kill -9 of a keeper in the middle of a promotion and of a rejoin", "[keeper][e2e]") {
   TestDir dir("keeper-e2e-crash");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b");
   a.create(m);
   a.start();
   wait_states(m, {{"a", "single"}}, 60s, {&a});
@@ -634,7 +521,7 @@ TEST_CASE("e2e: kill -9 of a keeper in the middle of a promotion and of a rejoin
 
 TEST_CASE("e2e: bad input, a second keeper and a second create get one clear line", "[keeper][e2e]") {
   TestDir dir("keeper-e2e-input");
-  KeeperNode a(dir, "a");
+  TestNode a(dir, "a");
   auto unreachable_port = free_port();
   auto unreachable = "postgresql://pgfailover_node@127.0.0.1:" + std::to_string(unreachable_port) + "/pgfailover";
   auto one_line = [](const CommandResult& r) {
@@ -660,7 +547,7 @@ TEST_CASE("e2e: bad input, a second keeper and a second create get one clear lin
                                       ": connection refused"));
   REQUIRE_FALSE(fs::exists(a.state_dir / "pgfailover.conf"));  // nothing changed
 
-  MonitorNode m(dir);
+  TestMonitor m(dir);
   a.create(m);
   auto again = pgfailover_ok({"create", "postgres", "--pgdata", a.pgdata.string(), "--pgport", std::to_string(a.port),
                               "--hostname", "127.0.0.1", "--monitor", m.uri(), "--name", "a", "--ssl-self-signed"});
@@ -709,8 +596,8 @@ TEST_CASE("e2e: bad input, a second keeper and a second create get one clear lin
 
 TEST_CASE("e2e: a primary alone fences itself, and resumes when the monitor says so", "[keeper][e2e]") {
   TestDir dir("keeper-e2e-fence");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b");
   form_pair(m, a, b);
   {
     auto c = PgConnection::connect("host=127.0.0.1 port=" + std::to_string(m.port) +
@@ -747,8 +634,8 @@ TEST_CASE("e2e: a primary alone fences itself, and resumes when the monitor says
 
 TEST_CASE("e2e: the elected standby fetches the WAL it misses from a more advanced one (fast_forward)", "[keeper][e2e]") {
   TestDir dir("keeper-e2e-ff");
-  MonitorNode m(dir);
-  KeeperNode a(dir, "a"), b(dir, "b"), c(dir, "c");
+  TestMonitor m(dir);
+  TestNode a(dir, "a"), b(dir, "b"), c(dir, "c");
   a.create(m);
   a.start();
   wait_states(m, {{"a", "single"}}, 60s, {&a});

@@ -90,12 +90,14 @@ void TestNode::create(const TestMonitor& m, const std::vector<std::string>& extr
   pgfailover_ok(args);
 }
 
-void TestNode::start() {
+void TestNode::start(const std::map<std::string, std::string>& env) {
   // A Service kills its data directory's postmaster when destroyed: keep the
   // exited ones until the end, so a restarted keeper finds Postgres as the
   // previous one left it.
   if (service) retired.push_back(std::move(service));
+  for (const auto& [k, v] : env) setenv(k.c_str(), v.c_str(), 1);
   service = std::make_unique<Service>(pgdata);
+  for (const auto& [k, v] : env) unsetenv(k.c_str());
 }
 
 PgConnection TestNode::sql() const {
@@ -105,6 +107,21 @@ PgConnection TestNode::sql() const {
 }
 
 std::string TestNode::value(const std::string& query) const { return sql().query_value(query).value_or("NULL"); }
+
+void TestNode::eventually(const std::string& query, const std::string& want) const {
+  std::string last;
+  auto deadline = steady_ms() + 15000;
+  while (steady_ms() < deadline) {
+    try {
+      last = value(query);
+      if (last == want) return;
+    } catch (const std::exception& e) {
+      last = e.what();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  FAIL(name << ": " << query << " returned \"" << last << "\", not \"" << want << "\" after 15 s");
+}
 
 std::string TestNode::log() const {
   return service ? service->log() : read_file_if_exists(state_dir / "run.log").value_or("");

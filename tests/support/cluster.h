@@ -59,10 +59,14 @@ struct TestNode {
 
   // `create postgres`, with --ssl-self-signed unless `extra` makes its own TLS choice.
   void create(const TestMonitor& m, const std::vector<std::string>& extra = {});
-  void start();
+  // `pgfailover run`, with extra environment for that process only.
+  void start(const std::map<std::string, std::string>& env = {});
   // Superuser connection over the node's Unix socket.
   PgConnection sql() const;
   std::string value(const std::string& query) const;
+  // Waits up to 15 s until `query` returns `want` (a standby replays a moment
+  // after the synchronous commit that its flush acknowledged).
+  void eventually(const std::string& query, const std::string& want) const;
   std::string log() const;
 };
 
