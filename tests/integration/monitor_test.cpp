@@ -738,18 +738,33 @@ TEST_CASE("bad input is refused with its message and changes nothing", "[monitor
   }
 }
 
+// Two `run` processes on one monitor database: `first` decides, `second`
+// (created with --monitor-db on the first one's database) waits to take over.
+struct TwoMonitorProcesses {
+  MonitorDir a;
+  Service first;
+  std::optional<Service> second_service;  // started only once `first` holds the lock
+  Service& second;
+  explicit TwoMonitorProcesses(const TestDir& dir)
+      : a(dir, "a"), first((a.create(), a.pgdata)), second(start_second(dir)) {}
+
+ private:
+  Service& start_second(const TestDir& dir) {
+    wait_until_logged(first, "this process now decides", 20s);
+    fs::path b = dir / "b";
+    pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo(), "--ssl-self-signed"});
+    second_service.emplace(b);
+    wait_until_logged(*second_service, "another monitor process decides", 20s);
+    return *second_service;
+  }
+};
+
 TEST_CASE("two monitor processes: the other takes over within 5 s of kill -9, no decision twice", "[monitor]") {
   TestDir dir("monitor-takeover");
-  MonitorDir a(dir, "a");
-  a.create();
-  Service first(a.pgdata);
-  wait_until_logged(first, "this process now decides", 20s);
-
-  // The second process shares the first one's database.
-  fs::path b = dir / "b";
-  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo(), "--ssl-self-signed"});
-  Service second(b);
-  wait_until_logged(second, "another monitor process decides", 20s);
+  TwoMonitorProcesses both(dir);
+  auto& a = both.a;
+  auto& first = both.first;
+  auto& second = both.second;
 
   auto owner = a.owner();
   auto keeper = a.keeper();
@@ -797,14 +812,9 @@ TEST_CASE("two monitor processes: the other takes over within 5 s of kill -9, no
 
 TEST_CASE("a frozen decider loses the lock to the other process and writes nothing after it resumes", "[monitor]") {
   TestDir dir("monitor-frozen");
-  MonitorDir a(dir, "a");
-  a.create();
-  Service first(a.pgdata);
-  wait_until_logged(first, "this process now decides", 20s);
-  fs::path b = dir / "b";
-  pgfailover_ok({"create", "monitor", "--pgdata", b.string(), "--monitor-db", a.owner_conninfo(), "--ssl-self-signed"});
-  Service second(b);
-  wait_until_logged(second, "another monitor process decides", 20s);
+  TwoMonitorProcesses both(dir);
+  auto& a = both.a;
+  auto& first = both.first;
   auto owner = a.owner();
   auto keeper = a.keeper();
   auto n1 = register_node(keeper, "n1", free_port());
