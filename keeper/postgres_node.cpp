@@ -163,7 +163,16 @@ void PostgresNode::release_postgres() {
 
 PgConnection& PostgresNode::local() {
   if (conn_.is_open() && !conn_.is_healthy()) conn_.close();
-  if (!conn_.is_open()) conn_ = pg_.connect();
+  if (!conn_.is_open()) {
+    conn_ = pg_.connect();
+    // The keeper's own writes (roles, grants, passwords, on every start of a
+    // primary) must never wait for synchronous replication: on an old primary
+    // restarted after a failover its standbys follow someone else, the commit
+    // would wait forever, and a keeper stuck in it never reports again, so it
+    // never learns it was demoted (seen in bench_failover --cut-link 1). They
+    // are housekeeping, applied again on every start, not client data.
+    conn_.exec("SET synchronous_commit = local");
+  }
   return conn_;
 }
 
@@ -183,9 +192,14 @@ bool PostgresNode::write_settings(const std::map<std::string, std::string>& role
       {"max_replication_slots", "10"},
       {"wal_keep_size", "512MB"},  // the WAL pg_rewind needs from before the fork
       {"recovery_target_timeline", "latest"},
-      // Notice a dead peer in seconds: the monitor reads "streaming" as proof of life.
-      {"wal_receiver_timeout", "5s"},
-      {"wal_sender_timeout", "5s"},
+      // Notice a dead peer in seconds: the monitor reads "streaming" as proof of
+      // life, and a primary whose host went silent (powered off, cut off) is
+      // failed over only once its standbys' walreceivers gave up on it, so this
+      // bounds failover time then (bench_failover --cut-link 1). 3 s: the
+      // receiver asks for a keepalive after 1.5 s of silence, and status
+      // messages flow every second, so a live peer is never taken for dead.
+      {"wal_receiver_timeout", "3s"},
+      {"wal_sender_timeout", "3s"},
       {"wal_receiver_status_interval", "1s"},
       {"wal_retrieve_retry_interval", "1s"},
       {"password_encryption", "scram-sha-256"},

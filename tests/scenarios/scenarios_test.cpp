@@ -126,7 +126,7 @@ bool node_was_assigned(Cluster& c, const std::string& node, const std::vector<st
 
 }  // namespace
 
-TEST_CASE("scenario: the primary's Postgres crashes; its keeper restarts it, no failover", "[scenario]") {
+TEST_CASE("scenario: the primary's Postgres crashes, its keeper restarts it, no failover", "[scenario]") {
   run_scenario("postgres-crash", two_nodes(), false, [](Cluster& c) {
     c.wait_writes(20, 20s, "a");
     auto before = c.postmaster_pid("a");
@@ -137,7 +137,7 @@ TEST_CASE("scenario: the primary's Postgres crashes; its keeper restarts it, no 
   });
 }
 
-TEST_CASE("scenario: the primary host is lost; the standby takes over and the old primary rejoins", "[scenario]") {
+TEST_CASE("scenario: the primary host is lost, the standby takes over and the old primary rejoins", "[scenario]") {
   run_scenario("host-lost", two_nodes(), false, [](Cluster& c) {
     c.wait_writes(20, 20s, "a");
     auto t0 = now_us();
@@ -166,7 +166,7 @@ TEST_CASE("scenario: the primary is cut off from the monitor and the standby, th
   });
 }
 
-TEST_CASE("scenario: the standby is lost and comes back; the primary keeps serving", "[scenario]") {
+TEST_CASE("scenario: the standby is lost and comes back, the primary keeps serving", "[scenario]") {
   run_scenario("standby-lost", two_nodes(), false, [](Cluster& c) {
     c.wait_writes(20, 20s, "a");
     c.lose_host("b");
@@ -178,7 +178,7 @@ TEST_CASE("scenario: the standby is lost and comes back; the primary keeps servi
   });
 }
 
-TEST_CASE("scenario: the monitor is lost: no failover, writes go on; it comes back", "[scenario]") {
+TEST_CASE("scenario: the monitor is lost: no failover, writes go on, it comes back", "[scenario]") {
   run_scenario("monitor-lost", two_nodes(), false, [](Cluster& c) {
     c.wait_writes(20, 20s, "a");
     c.kill_monitor();
@@ -237,7 +237,7 @@ TEST_CASE("scenario: switchover under write load", "[scenario]") {
   });
 }
 
-TEST_CASE("scenario: the old primary wrote WAL the new one does not have; it rejoins with pg_rewind", "[scenario]") {
+TEST_CASE("scenario: the old primary wrote WAL the new one does not have, it rejoins with pg_rewind", "[scenario]") {
   run_scenario("rewind", two_nodes(), true, [](Cluster& c) {
     c.wait_writes(20, 20s, "a");
     c.cut("a");
@@ -248,8 +248,14 @@ TEST_CASE("scenario: the old primary wrote WAL the new one does not have; it rej
            "INSERT INTO pgf_probe (node) SELECT 'diverged' FROM generate_series(1, 5000)");
     c.lose_host("a");
     c.wait_writes(5, 60s, "b");
-    c.heal("a");
+    // a comes back while its network is still down: its keeper cannot reach
+    // the monitor and, on its last goal, starts Postgres as a primary whose
+    // synchronous standby follows someone else. It must not get stuck there.
     c.start_keeper("a");
+    poll_until([&] { return c.keeper_log("a").find("cannot reach monitor") != std::string::npos; }, 30s,
+               "a's keeper trying the monitor while cut off");
+    std::this_thread::sleep_for(2s);
+    c.heal("a");
     c.wait_states({{"a", "secondary"}, {"b", "primary"}}, 90s);
     REQUIRE(c.keeper_log("a").find("pg_rewind done") != std::string::npos);
     REQUIRE(c.psql("a", "SELECT count(*) FROM pgf_writes WHERE seq = -1") == "0");
@@ -311,7 +317,7 @@ TEST_CASE("scenario: the standby's keeper is killed (kill -9) in the middle of i
   });
 }
 
-TEST_CASE("scenario: the standby's disk fills up; the primary keeps serving; the standby recovers", "[scenario]") {
+TEST_CASE("scenario: the standby's disk fills up, the primary keeps serving, the standby recovers", "[scenario]") {
   ClusterOptions o = two_nodes();
   o.nodes[1].pgdata_tmpfs_mb = 192;
   run_scenario("standby-disk-full", o, false, [](Cluster& c) {
