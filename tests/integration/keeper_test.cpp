@@ -352,7 +352,7 @@ struct LaggingStandby {
 
 }  // namespace
 
-TEST_CASE("e2e: primary and streaming secondary; kill -9 of the postmaster alone is restarted, no failover",
+TEST_CASE("e2e: primary and streaming secondary, kill -9 of the postmaster alone is restarted, no failover",
           "[keeper][e2e]") {
   TestDir dir("keeper-e2e-pair");
   TestMonitor m(dir);

@@ -243,7 +243,7 @@ void audit_hba(const fs::path& pgdata) {
 
 }  // namespace
 
-TEST_CASE("security: with TLS every connection of keepers, health checks and replication is encrypted; plain is refused",
+TEST_CASE("security: with TLS every connection of keepers, health checks and replication is encrypted, plain is refused",
           "[security][tls]") {
   TestCluster cluster("sec-tls", {"a", "b"});
   auto& m = cluster.monitor();

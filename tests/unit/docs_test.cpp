@@ -38,7 +38,7 @@ TEST_CASE("the keeper table refuses pairs it does not have, naming what it allow
   }
 }
 
-TEST_CASE("a primary alone for network_partition_timeout fences itself; others never do", "[keeper][fence]") {
+TEST_CASE("a primary alone for network_partition_timeout fences itself, others never do", "[keeper][fence]") {
   KeeperTurnFacts f;
   f.now_ms = 100'000;
   f.network_partition_timeout_ms = 10'000;

@@ -183,7 +183,7 @@ TEST_CASE("the first node becomes single", "[fsm][bootstrap]") {
   REQUIRE(g.snap.last_primary == 1);
 }
 
-TEST_CASE("a second node joins: wait_standby, catchingup, secondary; primary single -> wait_primary -> primary",
+TEST_CASE("a second node joins: wait_standby, catchingup, secondary, primary single -> wait_primary -> primary",
           "[fsm][bootstrap]") {
   Group g;
   g.add(1);
@@ -218,7 +218,7 @@ TEST_CASE("a second node joins: wait_standby, catchingup, secondary; primary sin
   REQUIRE(g.has_event("sync-settings"));
 }
 
-TEST_CASE("standby failure relaxes synchronous replication; it comes back", "[fsm][standby]") {
+TEST_CASE("standby failure relaxes synchronous replication, it comes back", "[fsm][standby]") {
   Group g = two_node_group();
   g.lose(2);
   g.pass(g.settings.standby_stream_timeout + 100);
@@ -356,7 +356,7 @@ TEST_CASE("equal WAL: candidate priority breaks the tie", "[fsm][failover][i4]")
   REQUIRE_GOAL(g, 2, S::ReportLsn);
 }
 
-TEST_CASE("priority 0 is never promoted; the elected node fetches its WAL first", "[fsm][failover][i4]") {
+TEST_CASE("priority 0 is never promoted, the elected node fetches its WAL first", "[fsm][failover][i4]") {
   Group g = three_node_group();
   g.n(3).candidate_priority = 0;
   lose_primary(g, 1);

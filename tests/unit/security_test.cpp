@@ -353,7 +353,7 @@ TEST_CASE("log redaction: passwords in conninfo and URIs, at hostile lengths", "
   REQUIRE(err.find("xxxx") == std::string::npos);
 }
 
-TEST_CASE("keeper configuration: TLS and --auth round trip; the monitor URI may not ask for less TLS",
+TEST_CASE("keeper configuration: TLS and --auth round trip, the monitor URI may not ask for less TLS",
           "[security][config]") {
   KeeperConfig c;
   c.pgdata = "/var/lib/postgresql/15/main";
