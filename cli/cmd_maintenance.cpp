@@ -23,9 +23,7 @@ struct MaintenanceOptions {
 };
 
 void run_maintenance(const MaintenanceOptions& o, bool enable) {
-  auto target = resolve_monitor(o.monitor.where);
-  auto formation = resolve_formation(o.monitor.formation, target.local);
-  auto api = MonitorApi::connect(target);
+  auto [target, api, formation] = open_monitor_session(o.monitor);
   auto name = resolve_node_name(api, formation, o.monitor.node_name, target.local);
   EventFollower follower(api, formation);
   if (enable) {

@@ -35,9 +35,7 @@ std::string summary(const std::vector<NodeStatus>& nodes, int group) {
 
 // What failover and switchover share; `kind` is the word for messages.
 void perform_group_change(const PerformOptions& o, const std::string& kind) {
-  auto target = resolve_monitor(o.monitor.where);
-  auto formation = resolve_formation(o.monitor.formation, target.local);
-  auto api = MonitorApi::connect(target);
+  auto [target, api, formation] = open_monitor_session(o.monitor);
   auto before = api.current_state(formation);
   auto old_primary = writable_node(before, o.group);
   EventFollower follower(api, formation);  // listening before the request: no event is missed
@@ -83,9 +81,7 @@ void add_promotion(CLI::App* perform) {
   cmd->footer(std::string(kMonitorHelp) +
               "Example:\n  pgfailover perform promotion --name idp002 --monitor postgresql://pgfailover_node@sec001:5431/pgfailover");
   cmd->callback([o] {
-    auto target = resolve_monitor(o->monitor.where);
-    auto formation = resolve_formation(o->monitor.formation, target.local);
-    auto api = MonitorApi::connect(target);
+    auto [target, api, formation] = open_monitor_session(o->monitor);
     auto name = resolve_node_name(api, formation, o->monitor.node_name, target.local);
     EventFollower follower(api, formation);
     api.perform_promotion(formation, name);

@@ -36,18 +36,6 @@ bool parse_bool(const std::string& text, const std::string& what) {
   throw Error("{} \"{}\" is invalid: use true or false", what, text);
 }
 
-struct Connected {
-  MonitorTarget target;
-  MonitorApi api;
-  std::string formation;
-};
-
-Connected connect(const MonitorOptions& o) {
-  auto target = resolve_monitor(o.where);
-  auto formation = resolve_formation(o.formation, target.local);
-  auto api = MonitorApi::connect(target);
-  return {std::move(target), std::move(api), std::move(formation)};
-}
 
 nlohmann::json to_json(const FormationSettings& f) {
   return {{"formation", f.formation}, {"dbname", f.dbname}, {"number_sync_standbys", f.number_sync_standbys}};
@@ -89,7 +77,7 @@ void add_formation_setting(CLI::App* set, CLI::App* get) {
   add_json_flag(s, so->monitor.json);
   s->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover set formation number-sync-standbys 1" + kExampleMonitor);
   s->callback([so] {
-    auto c = connect(so->monitor);
+    auto c = open_monitor_session(so->monitor);
     auto n = parse_int(so->value, "number_sync_standbys");
     print_formation(c.api.set_formation_number_sync_standbys(c.formation, n), so->monitor.json);
   });
@@ -100,7 +88,7 @@ void add_formation_setting(CLI::App* set, CLI::App* get) {
   add_json_flag(g, go->monitor.json);
   g->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover get formation number-sync-standbys" + kExampleMonitor);
   g->callback([go] {
-    auto c = connect(go->monitor);
+    auto c = open_monitor_session(go->monitor);
     print_formation(c.api.get_formation_settings(c.formation), go->monitor.json);
   });
 }
@@ -116,7 +104,7 @@ void add_node_setting(CLI::App* set, CLI::App* get, const std::string& which, co
             " --pgdata /var/lib/postgresql/15/main\n  pgfailover set node " + which + " " + example_value +
             " --name idp002" + kExampleMonitor);
   s->callback([so, which] {
-    auto c = connect(so->monitor);
+    auto c = open_monitor_session(so->monitor);
     auto name = resolve_node_name(c.api, c.formation, so->monitor.node_name, c.target.local);
     NodeSettings result;
     if (which == "candidate-priority") {
@@ -133,7 +121,7 @@ void add_node_setting(CLI::App* set, CLI::App* get, const std::string& which, co
   add_json_flag(g, go->monitor.json);
   g->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover get node " + which + " --name idp002" + kExampleMonitor);
   g->callback([go, which] {
-    auto c = connect(go->monitor);
+    auto c = open_monitor_session(go->monitor);
     auto name = resolve_node_name(c.api, c.formation, go->monitor.node_name, c.target.local);
     print_node(c.api.get_node_settings(c.formation, name), which, go->monitor.json);
   });
@@ -149,7 +137,7 @@ void add_monitor_setting(CLI::App* set, CLI::App* get) {
   s->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover set monitor network_partition_timeout_ms 20000" +
             kExampleMonitor);
   s->callback([so] {
-    auto c = connect(so->monitor);
+    auto c = open_monitor_session(so->monitor);
     auto r = c.api.set_monitor_setting(so->name, so->value);
     if (so->monitor.json) {
       std::cout << json_text(to_json(r));
@@ -165,7 +153,7 @@ void add_monitor_setting(CLI::App* set, CLI::App* get) {
   add_json_flag(g, go->monitor.json);
   g->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover get monitor node_lost_timeout_ms" + kExampleMonitor);
   g->callback([go] {
-    auto c = connect(go->monitor);
+    auto c = open_monitor_session(go->monitor);
     for (const auto& r : c.api.get_monitor_settings()) {
       if (r.name != go->name) continue;
       if (go->monitor.json) {

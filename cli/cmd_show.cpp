@@ -14,19 +14,6 @@ namespace pgf {
 
 namespace {
 
-struct Session {
-  MonitorTarget target;
-  MonitorApi api;
-  std::string formation;
-};
-
-Session open_session(const MonitorOptions& o) {
-  auto target = resolve_monitor(o.where);
-  auto formation = resolve_formation(o.formation, target.local);
-  auto api = MonitorApi::connect(target);
-  return Session{std::move(target), std::move(api), std::move(formation)};
-}
-
 void add_show_state(CLI::App* show) {
   auto o = std::make_shared<MonitorOptions>();
   auto* cmd = show->add_subcommand("state", "One row per node: roles, health, WAL position and replication lag");
@@ -36,7 +23,7 @@ void add_show_state(CLI::App* show) {
               "Example:\n  pgfailover show state --monitor postgresql://pgfailover_node@sec001:5431/pgfailover\n"
               "  pgfailover show state --pgdata /var/lib/postgresql/15/main --json");
   cmd->callback([o] {
-    auto s = open_session(*o);
+    auto s = open_monitor_session(*o);
     auto nodes = s.api.current_state(s.formation);
     if (o->json) {
       std::cout << json_text(state_json(s.formation, nodes));
@@ -56,7 +43,7 @@ void add_show_events(CLI::App* show) {
   add_json_flag(cmd, o->json);
   cmd->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover show events --count 30 --pgdata /var/lib/postgresql/15/main");
   cmd->callback([o, count] {
-    auto s = open_session(*o);
+    auto s = open_monitor_session(*o);
     auto events = s.api.last_events(s.formation, *count);
     if (o->json) {
       std::cout << json_text(events_json(s.formation, events));
@@ -85,7 +72,7 @@ void add_show_uri(CLI::App* show) {
               "Examples:\n  pgfailover show uri --pgdata /var/lib/postgresql/15/main\n"
               "  KC_DB_URL=\"$(pgfailover show uri --format jdbc --monitor postgresql://pgfailover_node@sec001:5431/pgfailover)\"");
   cmd->callback([o, format, sslmode] {
-    auto s = open_session(*o);
+    auto s = open_monitor_session(*o);
     auto tls = uri_tls(*sslmode, s.target.local, s.api.ssl_in_use());
     FormationUris uris{s.formation, s.target.uri,
                        with_sslrootcert(s.api.formation_uri(s.formation, "libpq", tls.sslmode), tls.sslrootcert),
@@ -109,7 +96,7 @@ void add_show_settings(CLI::App* show) {
   add_json_flag(cmd, o->json);
   cmd->footer(std::string(kMonitorHelp) + "Change them with pgfailover set.\nExample:\n  pgfailover show settings --pgdata /var/lib/postgresql/15/main");
   cmd->callback([o] {
-    auto s = open_session(*o);
+    auto s = open_monitor_session(*o);
     auto formation = s.api.get_formation_settings(s.formation);
     auto nodes = s.api.current_state(s.formation);
     auto monitor = s.api.get_monitor_settings();
@@ -129,7 +116,7 @@ void add_show_standby_names(CLI::App* show) {
   add_json_flag(cmd, o->json);
   cmd->footer(std::string(kMonitorHelp) + "Example:\n  pgfailover show standby-names --pgdata /var/lib/postgresql/15/main");
   cmd->callback([o] {
-    auto s = open_session(*o);
+    auto s = open_monitor_session(*o);
     auto groups = standby_names_of(s.api.current_state(s.formation));
     if (o->json) {
       std::cout << json_text(standby_names_json(s.formation, groups));

@@ -22,4 +22,11 @@ void add_node_options(CLI::App* cmd, MonitorOptions& o) {
 
 void add_json_flag(CLI::App* cmd, bool& json) { cmd->add_flag("--json", json, "Print JSON instead of a table"); }
 
+MonitorSession open_monitor_session(const MonitorOptions& o) {
+  auto target = resolve_monitor(o.where);
+  auto formation = resolve_formation(o.formation, target.local);
+  auto api = MonitorApi::connect(target);
+  return MonitorSession{std::move(target), std::move(api), std::move(formation)};
+}
+
 }  // namespace pgf

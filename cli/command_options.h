@@ -27,6 +27,15 @@ void add_formation_options(CLI::App* cmd, MonitorOptions& o);
 void add_node_options(CLI::App* cmd, MonitorOptions& o);
 void add_json_flag(CLI::App* cmd, bool& json);
 
+// What a command about a formation starts with: the monitor the options point
+// at, a session with it, and the formation (resolve_formation).
+struct MonitorSession {
+  MonitorTarget target;
+  MonitorApi api;
+  std::string formation;
+};
+MonitorSession open_monitor_session(const MonitorOptions& o);
+
 // Where the monitor is told in one sentence, for the footers of every command.
 inline constexpr const char* kMonitorHelp =
     "The monitor is found from --monitor URI, else --pgdata DIR (a local data node or monitor), else\n"
