@@ -8,6 +8,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/install-deps.sh"
+# The demo runs the product as the postgres user: when it cannot read this
+# tree, run from a copy it can read (the same copy for up, failover and down).
+. "$root/scripts/readable_tree.sh"
+run_from_readable_tree refresh "${PGFAILOVER_DEMO_COPY:-/var/tmp/pgfailover-demo-src}" demo.sh "$@"
 bash "$root/scripts/build.sh" >/dev/null
 bin="${BUILD_DIR:-$root/build}/cli/pgfailover"
 if "$bin" demo --help >/dev/null 2>&1; then
