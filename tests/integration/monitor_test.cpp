@@ -455,14 +455,24 @@ TEST_CASE("run supervises the monitor's Postgres: SIGTERM leaves it running, a c
   CHECK(contains(service.log(), "stopping the monitor's Postgres"));
 }
 
+// A created monitor whose `run` process holds the decider's lock, and the two
+// sessions the decision tests use: the schema's owner and a keeper.
+struct DecidingMonitor {
+  MonitorDir m;
+  Service service;
+  PgConnection owner;
+  PgConnection keeper;
+  explicit DecidingMonitor(const TestDir& dir)
+      : m(dir), service((m.create(), m.pgdata)), owner((wait_for_lock(), m.owner())), keeper(m.keeper()) {}
+
+ private:
+  void wait_for_lock() { wait_until_logged(service, "this process now decides", 20s); }
+};
+
 TEST_CASE("reports, decisions and their events: two nodes become primary and secondary", "[monitor]") {
   TestDir dir("monitor-decide");
-  MonitorDir m(dir);
-  m.create();
-  Service service(m.pgdata);
-  wait_until_logged(service, "this process now decides", 20s);
-  auto owner = m.owner();
-  auto keeper = m.keeper();
+  DecidingMonitor monitor(dir);
+  auto& [m, service, owner, keeper] = monitor;
 
   int port1 = free_port(), port2 = free_port();
   auto n1 = register_node(keeper, "n1", port1);
@@ -563,12 +573,8 @@ TEST_CASE("reports, decisions and their events: two nodes become primary and sec
 
 TEST_CASE("a group decide() refuses (two writable nodes) is logged and left unchanged", "[monitor]") {
   TestDir dir("monitor-refuse");
-  MonitorDir m(dir);
-  m.create();
-  Service service(m.pgdata);
-  wait_until_logged(service, "this process now decides", 20s);
-  auto owner = m.owner();
-  auto keeper = m.keeper();
+  DecidingMonitor monitor(dir);
+  auto& [m, service, owner, keeper] = monitor;
   auto n1 = register_node(keeper, "w1", free_port());
   wait_until([&] { return goal_of(owner, n1) == "single"; }, 10s, "the first node to be single");
   auto n2 = register_node(keeper, "w2", free_port());
